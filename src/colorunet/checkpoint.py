@@ -1,0 +1,64 @@
+"""Training checkpoints: written atomically, read without running code.
+
+A checkpoint is a dict of tensors and plain values saved with ``torch.save`` to a
+temporary file, fsynced and renamed, so a crash at any moment leaves either the
+previous checkpoint or the new one, never a torn file. It is read back with
+``weights_only=True``: a checkpoint from elsewhere cannot execute code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_path
+from .errors import ColorunetError
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^step_(\d{9})\.pt$")
+
+
+class CheckpointError(ColorunetError):
+    pass
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:09d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint in the run, oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``state`` as the checkpoint of ``step``; keep the newest ``keep`` checkpoints."""
+    path = checkpoint_path(run_dir, step)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The newest readable checkpoint of the run, or None if there is none.
+
+    A checkpoint that fails to load (damaged disk, truncated copy) is skipped with
+    a warning and the one before it is used.
+    """
+    import warnings
+
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True), path
+        except Exception as e:  # any failure to unpickle means the file is unusable
+            warnings.warn(f"{path}: unreadable checkpoint, trying an older one ({type(e).__name__})", stacklevel=2)
+    return None

@@ -1,0 +1,200 @@
+"""The ``colorunet`` command: a thin layer over the library.
+
+Heavy imports (torch) happen inside each command, so ``--help`` and
+``--version`` answer at once. Errors the user can act on print one line,
+``colorunet: error: …``, and exit with status 2; a batch in which some photos
+failed exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_FAILED_ITEMS = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Names only; the values they stand for live in the modules (read lazily).
+    p = argparse.ArgumentParser(
+        prog="colorunet",
+        description="Automatic colorization of photographs with ColorUNet (arXiv 1811.03120).",
+    )
+    p.add_argument("--version", action="version", version=f"colorunet {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    c = sub.add_parser("colorize", help="colorize photos or folders of photos", description="Colorize photos. A colour photo is colorized from its own luminance.")
+    c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files and/or folders (searched recursively)")
+    c.add_argument("-o", "--output", type=Path, help="output file (one input photo) or folder; default: NAME_color.EXT beside each input, FOLDER_color/ for a folder")
+    c.add_argument("--model", default="default", help="'default' (shipped), a .safetensors model file or a training run folder (default: %(default)s)")
+    c.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature T: lower is more vivid, higher smoother and paler (default: 0.38)")
+    c.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode: annealed mean (uses T), mean (T = 1) or mode (most likely class) (default: %(default)s)")
+    c.add_argument("--working-size", type=_positive_int, default=None, help="short side in pixels at which the network runs; the result keeps the input's size (default: 256)")
+    c.add_argument("--confidence", action="store_true", help="also write NAME_confidence.png (top-class probability) and NAME_confidence_ratio.png (1 - p2/p1)")
+    c.add_argument("--format", choices=("png", "jpg", "webp", "tiff", "bmp"), help="output format (default: from the output file's extension, else the input's)")
+    c.add_argument("--overwrite", action="store_true", help="replace existing output files (default: keep them and skip)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_colorize)
+
+    t = sub.add_parser("train", help="train a model on a folder of colour photos", description="Train ColorUNet on a folder of colour photos (recursive). Options left out come from the preset.")
+    t.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="folder of colour photos (jpg, png, webp, bmp, tiff); greyscale photos are skipped")
+    t.add_argument("--out", type=Path, required=True, help="run folder: checkpoints/, log.csv, config.json and model.safetensors")
+    t.add_argument("--preset", default="paper", help="starting configuration: paper, wide or paper-regression (default: %(default)s)")
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, help="optimiser steps to train for")
+    length.add_argument("--epochs", type=_positive_int, help="passes over the photos (one crop of each per pass); default 1 if --steps is not given")
+    t.add_argument("--batch-size", type=_positive_int, help="crops per step (default: 16)")
+    t.add_argument("--crop", type=_positive_int, help="side of the square training crops, a multiple of 4 for the paper preset (default: 128)")
+    t.add_argument("--load-size", type=_positive_int, help="photos are resized to this short side before cropping (default: 256)")
+    t.add_argument("--lr", type=_positive_float, help="Adam's peak learning rate (default: 2e-3)")
+    t.add_argument("--classes", type=_positive_int, dest="num_classes", help="number of chroma classes n kept from the 10x10 UV grid (default: 32)")
+    t.add_argument("--widths", help="encoder widths, comma separated, the last being the bottleneck (paper: 16,32,64)")
+    t.add_argument("--head", choices=("classification", "regression"), help="classification (the paper) or L2 regression of UV (the baseline)")
+    t.add_argument("--lambda", type=_fraction, dest="rebalance_lambda", help="class rebalancing λ in (0, 1]; 1 turns rebalancing off (default: 0.5)")
+    t.add_argument("--soft-targets", action="store_const", const="soft", dest="target", help="Zhang et al.'s soft targets over the 5 nearest bins instead of one-hot")
+    t.add_argument("--no-augment", action="store_false", dest="augment", default=None, help="no flips and no input noise (random crops stay)")
+    t.add_argument("--val-fraction", type=float, help="share of photos held out for validation (default: 0.1)")
+    t.add_argument("--val-every", type=_positive_int, help="steps between validation losses (default: once per epoch, at least 100 steps)")
+    t.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints (default: 500)")
+    t.add_argument("--keep-checkpoints", type=_positive_int, help="newest checkpoints kept on disk (default: 2)")
+    t.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="auto: bf16 autocast where the hardware supports it (default: auto)")
+    t.add_argument("--no-channels-last", action="store_false", dest="channels_last", default=None, help="keep the NCHW memory layout")
+    t.add_argument("--device", help="auto, cpu or cuda (default: auto)")
+    t.add_argument("--workers", type=int, help="data-loader processes; 0 builds batches in the training process (default: 0)")
+    t.add_argument("--seed", type=int, help="seed of the data stream and initial weights (default: 0)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    t.set_defaults(func=cmd_train)
+
+    i = sub.add_parser("info", help="describe a model: architecture, quantizer, training")
+    i.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    from .batch import plan_jobs, run_jobs
+    from .decode import DEFAULT_TEMPERATURE
+    from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
+
+    temperature = args.temperature if args.temperature is not None else DEFAULT_TEMPERATURE
+    working_size = args.working_size or DEFAULT_WORKING_SIZE
+    jobs, problems = plan_jobs(args.inputs, args.output, args.format)
+    for _, msg in problems:
+        print(f"colorunet: error: {msg}", file=sys.stderr)
+    if not jobs:
+        return EXIT_USAGE if problems else 0
+    model = get_model(args.model)
+    report = run_jobs(
+        jobs,
+        lambda path: colorize_full(path, model, temperature, args.mode, working_size, confidence=args.confidence),
+        fmt=args.format,
+        overwrite=args.overwrite,
+        confidence=args.confidence,
+        progress=not args.quiet,
+    )
+    for _, msg in report.skipped:
+        print(f"colorunet: {msg}", file=sys.stderr)
+    failed = len(report.failed) + len(problems)
+    if len(jobs) == 1 and report.done and not args.quiet:
+        print(report.done[0])
+    elif len(jobs) > 1 and not args.quiet:
+        print(f"colorunet: {len(report.done)} colorized, {len(report.skipped)} kept as they were, {failed} failed", file=sys.stderr)
+    return EXIT_FAILED_ITEMS if failed else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import Trainer, resolve_configs
+
+    widths = None
+    if args.widths:
+        try:
+            widths = tuple(int(w) for w in args.widths.split(","))
+        except ValueError:
+            raise ValueError(f"--widths: expected comma-separated whole numbers, got {args.widths!r}") from None
+    model_overrides = {"widths": widths, "num_classes": args.num_classes, "head": args.head}
+    names = ("steps", "epochs", "batch_size", "crop", "load_size", "lr", "rebalance_lambda", "target", "augment",
+             "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed")
+    train_overrides = {k: getattr(args, k) for k in names}
+    model_config, cfg = resolve_configs(args.preset, model_overrides, train_overrides)
+    trainer = Trainer(args.photos, args.out, model_config, cfg, progress=not args.quiet)
+    given = {k: v for k, v in train_overrides.items() if v is not None}
+    if args.resume:
+        given |= {k: v for k, v in model_overrides.items() if v is not None}
+    path = trainer.run(resume=args.resume, resume_overrides=given if args.resume else None)
+    if not args.quiet:
+        print(path)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from .pipeline import get_model
+
+    m = get_model(args.model)
+    info = {
+        "name": m.name,
+        "parameters": m.num_parameters,
+        "model_config": m.config.to_dict(),
+        "classes": None if m.quantizer is None else m.quantizer.num_classes,
+        "quantizer_centers_uv": None if m.quantizer is None else [[round(float(a), 4) for a in c] for c in m.quantizer.centers],
+        "quantizer_prior": None if m.quantizer is None else [round(float(p), 5) for p in m.quantizer.prior],
+    } | {k: v for k, v in m.metadata.items() if k not in ("rebalance_weights",)}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import ColorunetError
+
+    try:
+        return args.func(args)
+    except (ColorunetError, ValueError, FileNotFoundError, FloatingPointError) as e:
+        # Bad options and bad files are the user's to fix: one line, no traceback.
+        # COLORUNET_DEBUG=1 shows the traceback, for maintainers.
+        if os.environ.get("COLORUNET_DEBUG"):
+            raise
+        print(f"colorunet: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("colorunet: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

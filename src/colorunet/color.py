@@ -1,0 +1,94 @@
+"""Colour maths: RGB <-> YUV (BT.601) as pure functions.
+
+ColorUNet (arXiv 1811.03120, §3.1) works in YUV: the network sees the luma Y and
+predicts the chroma (U, V). These functions take NumPy arrays or PyTorch tensors
+alike (anything with ``@`` and ``moveaxis``), with the three colour channels on
+``channel_axis``. RGB is in [0, 1]; Y is in [0, 1], U in [-U_MAX, U_MAX] and
+V in [-V_MAX, V_MAX]. The matrix is the analogue-YUV one that scikit-image's
+``rgb2yuv`` uses, which the tests take as the oracle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# BT.601 luma weights.
+W_R, W_G, W_B = 0.299, 0.587, 0.114
+# Extent of the chroma axes for RGB in [0, 1]: U = 0.492 (B - Y), V = 0.877 (R - Y).
+U_MAX = 0.436
+V_MAX = 0.615
+
+#: Rows give Y, U, V from (R, G, B).
+YUV_FROM_RGB = np.array(
+    [
+        [W_R, W_G, W_B],
+        [-0.14714119, -0.28886916, 0.43601035],
+        [0.61497538, -0.51496512, -0.10001026],
+    ]
+)
+#: Rows give R, G, B from (Y, U, V).
+RGB_FROM_YUV = np.linalg.inv(YUV_FROM_RGB)
+
+
+def _apply_matrix(x: Any, matrix: np.ndarray, channel_axis: int) -> Any:
+    if x.shape[channel_axis] != 3:
+        raise ValueError(f"expected 3 channels on axis {channel_axis}, got shape {tuple(x.shape)}")
+    last = x.moveaxis(channel_axis, -1) if hasattr(x, "moveaxis") else np.moveaxis(x, channel_axis, -1)
+    if isinstance(x, np.ndarray):
+        out = last @ matrix.T.astype(np.result_type(x.dtype, np.float32), copy=False)
+        return np.moveaxis(out, -1, channel_axis)
+    import torch  # only reached with a tensor, so torch is already imported
+
+    m = torch.as_tensor(matrix.T, dtype=x.dtype, device=x.device)
+    return (last @ m).moveaxis(-1, channel_axis)
+
+
+def rgb_to_yuv(rgb: Any, channel_axis: int = -1) -> Any:
+    """RGB in [0, 1] -> YUV (Y in [0, 1], U in ±U_MAX, V in ±V_MAX)."""
+    return _apply_matrix(rgb, YUV_FROM_RGB, channel_axis)
+
+
+def yuv_to_rgb(yuv: Any, channel_axis: int = -1) -> Any:
+    """YUV -> RGB. No clipping: out-of-gamut chroma gives values outside [0, 1]."""
+    return _apply_matrix(yuv, RGB_FROM_YUV, channel_axis)
+
+
+def rgb_to_luma(rgb: Any, channel_axis: int = -1) -> Any:
+    """Y only, without computing U and V (the input of the network)."""
+    if isinstance(rgb, np.ndarray):
+        r, g, b = np.moveaxis(rgb, channel_axis, 0)
+    else:
+        r, g, b = rgb.moveaxis(channel_axis, 0)
+    return W_R * r + W_G * g + W_B * b
+
+
+def luma_chroma_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Recombine luma with predicted chroma into an RGB image in [0, 1], keeping Y exact.
+
+    Why not just clip: a vivid chroma on a very dark or very bright pixel lands
+    outside the RGB cube, and clipping each channel changes the pixel's luma, so the
+    output would no longer carry the photo's own brightness (the one thing we know
+    is right). Instead each pixel's chroma is scaled towards grey by the largest
+    factor s in [0, 1] that keeps R, G and B inside [0, 1]: the hue is kept, the
+    saturation is reduced only where the gamut forces it, and Y is untouched since
+    every row of RGB_FROM_YUV has a Y coefficient of 1.
+
+    Args:
+        y: (H, W) luma in [0, 1].
+        u, v: (H, W) chroma.
+    Returns:
+        (H, W, 3) float32 RGB in [0, 1].
+    """
+    y = np.asarray(y, dtype=np.float32)
+    m = RGB_FROM_YUV.astype(np.float32)
+    # Chroma offset of each RGB channel: (3, H, W).
+    d = m[:, 1, None, None] * u[None] + m[:, 2, None, None] * v[None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.where(d > 0, (1.0 - y)[None] / d, np.inf)
+        down = np.where(d < 0, y[None] / -d, np.inf)
+    s = np.clip(np.minimum(up, down).min(axis=0), 0.0, 1.0)
+    rgb = y[None] + s[None] * d
+    # Rounding error only; the scaling already keeps values in range.
+    return np.clip(np.moveaxis(rgb, 0, -1), 0.0, 1.0)

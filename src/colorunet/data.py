@@ -1,0 +1,209 @@
+"""Training data: a folder of colour photos, a fixed split, and augmented crops.
+
+Photos are decoded once, resized (Lanczos) so their short side is ``load_size``
+and kept in memory as uint8. Every random choice of a training sample is drawn
+from a generator seeded by (seed, sample number), so the batch of any step can
+be rebuilt from the step number alone: resuming a run, or a data-loader worker
+restarting, gives the exact same batches as an uninterrupted run.
+
+The augmentations are the paper's (ColorUNet, "Data augmentation"): random crops,
+horizontal flips, and Gaussian noise of a few levels on the grey input only (the
+targets stay clean, so the network learns to look through film grain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .color import rgb_to_yuv
+from .images import ImageError, find_images, open_image
+from .quantize import ChromaHistogram, Quantizer
+
+#: A photo whose 99th-percentile chroma magnitude is below this is treated as grey
+#: (≈ 5 levels of 255): learning from it would teach the network that grey is right.
+GRAY_CHROMA_THRESHOLD = 0.02
+#: Standard deviations of the Gaussian noise added to the grey input, one drawn per crop.
+NOISE_LEVELS = (0.0, 0.01, 0.02, 0.04)
+
+
+def is_grayscale(rgb: np.ndarray) -> bool:
+    """True for photos with (almost) no chroma: true greyscale, or colour files of a B/W photo."""
+    yuv = rgb_to_yuv(rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb)
+    chroma = np.hypot(yuv[..., 1], yuv[..., 2])
+    return float(np.percentile(chroma, 99)) < GRAY_CHROMA_THRESHOLD
+
+
+def split_paths(paths: list[Path], root: Path, val_fraction: float) -> tuple[list[Path], list[Path]]:
+    """Deterministic train/validation split by a hash of each photo's relative path.
+
+    A photo stays on its side of the split when others are added or removed, so a
+    validation photo never leaks into training when the folder grows.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    train, val = [], []
+    for p in paths:
+        h = hashlib.sha256(p.relative_to(root).as_posix().encode()).digest()
+        (val if int.from_bytes(h[:8], "big") / 2**64 < val_fraction else train).append(p)
+    if val_fraction > 0 and not val and len(train) >= 2:
+        val.append(train.pop())  # a tiny folder still gets one validation photo
+    return train, val
+
+
+def load_photo(path: Path, load_size: int) -> np.ndarray:
+    """Decode a photo and resize it so its short side is ``load_size``; (H, W, 3) uint8."""
+    img = open_image(path, draft_short_side=load_size)
+    w, h = img.size
+    img = img.convert("RGB")
+    scale = load_size / min(w, h)
+    size = (max(load_size, round(w * scale)), max(load_size, round(h * scale)))
+    if size != img.size:
+        img = img.resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(img)
+
+
+@dataclass
+class PhotoSet:
+    """Decoded training photos and what was skipped (with why)."""
+
+    photos: list[np.ndarray]
+    paths: list[Path]
+    skipped: list[str]
+
+
+def load_photos(paths: list[Path], load_size: int, progress: bool = True, workers: int = 2) -> PhotoSet:
+    """Decode photos in parallel (Pillow releases the GIL), skipping bad and grey ones."""
+    from tqdm import tqdm
+
+    def one(p: Path):
+        try:
+            a = load_photo(p, load_size)
+        except ImageError as e:
+            return None, str(e)
+        if is_grayscale(a):
+            return None, f"{p}: skipped, a greyscale photo"
+        return a, None
+
+    photos, kept, skipped = [], [], []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(one, paths)
+        for p, (a, why) in zip(paths, tqdm(results, total=len(paths), desc="loading photos", disable=not progress, file=sys.stderr, leave=False)):
+            if a is None:
+                skipped.append(why)
+            else:
+                photos.append(a)
+                kept.append(p)
+    return PhotoSet(photos, kept, skipped)
+
+
+def chroma_histogram(photos: list[np.ndarray], grid_size: int, max_pixels_per_photo: int = 65536) -> ChromaHistogram:
+    """The prior P̂ over grid cells, from (a regular subsample of) every photo's pixels."""
+    hist = ChromaHistogram.empty(grid_size)
+    for a in photos:
+        stride = max(1, int(np.sqrt(a.shape[0] * a.shape[1] / max_pixels_per_photo)))
+        yuv = rgb_to_yuv(a[::stride, ::stride].astype(np.float32) / 255.0)
+        hist = hist + ChromaHistogram.of(yuv[..., 1], yuv[..., 2], grid_size)
+    return hist
+
+
+class CropBatches(torch.utils.data.Dataset):
+    """Batch number ``step`` of the training stream; a pure function of (seed, step).
+
+    The stream of samples is the concatenation of one random permutation of the
+    photos per epoch; step s takes samples [s·B, (s+1)·B). Each sample's crop,
+    flip and noise come from a generator seeded by (seed, sample number).
+    """
+
+    def __init__(
+        self,
+        photos: list[np.ndarray],
+        quantizer: Quantizer,
+        batch_size: int,
+        crop: int,
+        seed: int,
+        augment: bool = True,
+        num_steps: int = 0,
+    ):
+        if not photos:
+            raise ValueError("no training photos")
+        self.photos = photos
+        self.quantizer = quantizer
+        self.batch_size = batch_size
+        self.crop = crop
+        self.seed = seed
+        self.augment = augment
+        self.num_steps = num_steps
+
+    def __len__(self) -> int:
+        return self.num_steps
+
+    def _photo_of(self, k: int) -> int:
+        n = len(self.photos)
+        perm = np.random.default_rng((self.seed, 0xE0C, k // n)).permutation(n)
+        return int(perm[k % n])
+
+    def sample(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample number k: noisy Y (1, c, c), clean UV (2, c, c), class targets (c, c)."""
+        a = self.photos[self._photo_of(k)]
+        rng = np.random.default_rng((self.seed, k))
+        c = self.crop
+        top = int(rng.integers(0, a.shape[0] - c + 1))
+        left = int(rng.integers(0, a.shape[1] - c + 1))
+        patch = a[top : top + c, left : left + c]
+        if self.augment and rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        yuv = rgb_to_yuv(patch.astype(np.float32) * np.float32(1 / 255))  # (c, c, 3)
+        y = yuv[..., 0]
+        if self.augment:
+            sigma = NOISE_LEVELS[int(rng.integers(len(NOISE_LEVELS)))]
+            if sigma > 0:
+                y = y + rng.normal(0.0, sigma, y.shape).astype(np.float32)
+        # Targets are made here, in the loader, so the training step only reads them.
+        target = self.quantizer.encode(yuv[..., 1], yuv[..., 2])
+        return y[None], np.ascontiguousarray(yuv[..., 1:].transpose(2, 0, 1)), target
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        b = self.batch_size
+        ys, uvs, targets = zip(*(self.sample(step * b + i) for i in range(b)))
+        return {
+            "y": torch.from_numpy(np.stack(ys)),  # (B, 1, c, c)
+            "uv": torch.from_numpy(np.stack(uvs)),  # (B, 2, c, c)
+            "target": torch.from_numpy(np.stack(targets)),  # (B, c, c) int64
+        }
+
+
+def validation_batch(photos: list[np.ndarray], quantizer: Quantizer, crop: int) -> dict[str, torch.Tensor] | None:
+    """Centre crops of the validation photos, clean (no augmentation)."""
+    if not photos:
+        return None
+    ys, uvs, targets = [], [], []
+    for a in photos:
+        top, left = (a.shape[0] - crop) // 2, (a.shape[1] - crop) // 2
+        yuv = rgb_to_yuv(a[top : top + crop, left : left + crop].astype(np.float32) / 255.0)
+        ys.append(yuv[None, ..., 0])
+        uvs.append(yuv[..., 1:].transpose(2, 0, 1))
+        targets.append(quantizer.encode(yuv[..., 1], yuv[..., 2]))
+    return {
+        "y": torch.from_numpy(np.stack(ys)),
+        "uv": torch.from_numpy(np.ascontiguousarray(np.stack(uvs))),
+        "target": torch.from_numpy(np.stack(targets)),
+    }
+
+
+def photo_folder(root: Path) -> list[Path]:
+    """The photos of a training folder, or a clear error if there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ImageError(f"{root}: not a folder of photos")
+    paths = find_images(root)
+    if not paths:
+        raise ImageError(f"{root}: no photos found (looked for {', '.join(('jpg', 'png', 'webp', 'bmp', 'tiff'))})")
+    return paths

@@ -1,0 +1,132 @@
+"""Reading and writing photos: EXIF orientation, modes, clear errors, atomic writes.
+
+Every failure a user can cause (a missing file, a file that is no image, a
+truncated JPEG, a picture too large to decode safely) raises ``ImageError`` with
+a one-line message that names the file, so that callers can report it and move on.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import atomic_path
+from .errors import ColorunetError
+
+#: File name extensions colorunet reads when given a folder.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+#: Output formats by extension.
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+#: Largest picture decoded (pixels). Pillow's own guard is a warning at 89 MP; a
+#: bigger header is refused before its pixels are decoded.
+MAX_PIXELS = 200_000_000
+JPEG_QUALITY = 95
+
+
+class ImageError(ColorunetError):
+    """A photo that cannot be read or written. The message names the file."""
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, in a stable (sorted) order."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def open_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, draft_short_side: int | None = None) -> Image.Image:
+    """Open and fully decode a photo, upright (EXIF orientation applied).
+
+    ``draft_short_side`` lets a JPEG decode at a reduced scale (1/2, 1/4, 1/8) as
+    long as its short side stays at least that long: much faster for training,
+    where photos are downsized anyway.
+
+    Raises:
+        ImageError: the file is missing, unreadable, not an image, truncated, or
+            larger than ``max_pixels``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(f"{path}: {w}×{h} pixels is over the limit of {max_pixels:,} pixels")
+            if draft_short_side and img.format == "JPEG":
+                f = draft_short_side / min(w, h)
+                img.draft("RGB", (max(1, int(w * f + 1)), max(1, int(h * f + 1))))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: refused, too many pixels ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: cannot decode image ({e})") from None
+    return img
+
+
+def to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels as float32 RGB in [0, 1], plus the alpha channel if there is one.
+
+    Returns:
+        rgb: (H, W, 3) float32.
+        alpha: (H, W) uint8, or None.
+    """
+    alpha = None
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        alpha = np.asarray(img.getchannel("A"))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: keep the precision instead of Pillow's clipping to 8 bits.
+        a = np.asarray(img, dtype=np.float32)
+        peak = 65535.0 if a.max() > 255 else 255.0
+        g = np.clip(a / peak, 0, 1)
+        return np.repeat(g[..., None], 3, axis=2), alpha
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return rgb, alpha
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to uint8 with rounding (not truncation, which darkens by half a level)."""
+    return np.clip(np.rint(np.asarray(x) * 255.0), 0, 255).astype(np.uint8)
+
+
+def output_format(path: Path, fmt: str | None = None) -> str:
+    """Pillow format name for ``path`` (or the explicit ``fmt``)."""
+    key = ("." + fmt.lower().lstrip(".")) if fmt else Path(path).suffix.lower()
+    if key not in FORMATS:
+        known = ", ".join(sorted({k.lstrip('.') for k in FORMATS}))
+        raise ImageError(f"{path}: unknown output format {key or '(no extension)'!r}; use one of {known}")
+    return FORMATS[key]
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, fmt: str | None = None) -> None:
+    """Write ``img`` atomically: to a temporary file beside ``path``, then rename.
+
+    A crash or Ctrl-C never leaves a half-written file under the final name.
+    """
+    path = Path(path)
+    pil_format = output_format(path, fmt)
+    if pil_format == "JPEG" and img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")  # JPEG has no alpha
+    kwargs = {"quality": JPEG_QUALITY} if pil_format in ("JPEG", "WEBP") else {}
+    try:
+        with atomic_path(path) as tmp:
+            img.save(tmp, format=pil_format, **kwargs)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None

@@ -1,0 +1,69 @@
+"""Training losses: class-rebalanced cross-entropy (hard or soft targets) and L2.
+
+Zhang et al. Eq. 2–4: L = −Σ_pixels v(Z) Σ_q Z_q log Ẑ_q with v(Z) = w_{q*},
+q* = argmax_q Z_q, averaged over pixels. ColorUNet uses hard (one-hot) targets,
+for which this is the weighted negative log-likelihood of the target class.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .quantize import cell_size
+
+#: Zhang et al. soft-encode each colour over its 5 nearest bins...
+SOFT_K = 5
+#: ...with a Gaussian of σ = 5 Lab units, half their grid step of 10. On our UV
+#: grid the same σ is half a cell, measured in cell units along each axis.
+SOFT_SIGMA_CELLS = 0.5
+
+
+def rebalanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of w[target] · (−log p[target]).
+
+    Args:
+        logits: (B, n, H, W); the log-softmax is taken in float32 even under bf16 autocast.
+        target: (B, H, W) int64 class indices.
+        class_weights: (n,) rebalancing weights, E_P̂[w] = 1.
+    """
+    # reduction="sum" / numel, not "mean": torch's weighted "mean" divides by the
+    # sum of the weights, which would undo the rebalancing.
+    return F.cross_entropy(logits.float(), target, weight=class_weights, reduction="sum") / target.numel()
+
+
+def soft_encode(
+    uv: torch.Tensor, centers: torch.Tensor, grid_size: int, k: int = SOFT_K, sigma: float = SOFT_SIGMA_CELLS
+) -> torch.Tensor:
+    """Zhang et al.'s soft targets: a Gaussian over the k nearest bin centres.
+
+    Args:
+        uv: (B, 2, H, W) chroma.
+        centers: (n, 2) bin chroma.
+    Returns:
+        (B, n, H, W) target distributions (each pixel sums to 1).
+    """
+    du, dv = cell_size(grid_size)
+    scale = torch.tensor([du, dv], dtype=torch.float32, device=uv.device)
+    c = centers.to(uv.device, torch.float32) / scale  # (n, 2), in cell units
+    x = uv.float().permute(0, 2, 3, 1) / scale  # (B, H, W, 2)
+    d2 = ((x[..., None, :] - c) ** 2).sum(-1)  # (B, H, W, n)
+    k = min(k, c.shape[0])
+    near_d2, near_idx = d2.topk(k, dim=-1, largest=False)  # (B, H, W, k)
+    w = torch.softmax(-near_d2 / (2 * sigma**2), dim=-1)
+    z = torch.zeros_like(d2).scatter_(-1, near_idx, w)
+    return z.permute(0, 3, 1, 2)  # (B, n, H, W)
+
+
+def soft_rebalanced_cross_entropy(
+    logits: torch.Tensor, soft_target: torch.Tensor, class_weights: torch.Tensor
+) -> torch.Tensor:
+    """Mean over pixels of w[argmax Z] · (−Σ_q Z_q log p_q) (Zhang et al. Eq. 2, 4)."""
+    log_p = F.log_softmax(logits.float(), dim=1)
+    ce = -(soft_target * log_p).sum(1)  # (B, H, W)
+    return (class_weights[soft_target.argmax(1)] * ce).mean()
+
+
+def regression_loss(pred_uv: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Plain L2 on chroma: the regression baseline the paper argues against."""
+    return F.mse_loss(pred_uv.float(), uv.float())

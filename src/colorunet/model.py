@@ -1,0 +1,126 @@
+"""ColorUNet: the small U-Net of Billaut, de Rochemonteix & Thibault (arXiv 1811.03120).
+
+Reads top to bottom: building blocks, the config, the network.
+
+The paper preset (``widths=(16, 32, 64)``):
+
+    Y (1, H, W)
+    DownConv 16  (H, W)       ──────────────── skip ─────────────┐
+    max-pool 2 → DownConv 32  (H/2, W/2)  ──── skip ───┐          │
+    max-pool 2 → DownConv 64  (H/4, W/4)  bottleneck   │          │
+    UpConv 32: ConvTranspose 3×3 /2 → concat ◄─────────┘ → 2 conv │
+    UpConv 16: ConvTranspose 3×3 /2 → concat ◄────────────────────┘ → 2 conv
+    OutputConv: 1×1 conv → n logits (H, W)
+
+Each DownConv is two 3×3 conv + batch norm + ReLU; the pooling between groups
+belongs to the next group, so the last group (the bottleneck) is not pooled.
+That gives ~131k parameters with 32 classes, against ~32M for Zhang et al.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    # No conv bias: the batch norm that follows has its own shift.
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class DownConv(nn.Sequential):
+    """Two 3×3 conv + BN + ReLU (one encoder group)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(*conv_bn_relu(c_in, c_out), *conv_bn_relu(c_out, c_out))
+
+
+class UpConv(nn.Module):
+    """3×3 stride-2 transposed conv (×2 resolution), concat with the skip, then two 3×3 convs."""
+
+    def __init__(self, c_in: int, c_skip: int, c_out: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)
+        self.convs = DownConv(c_out + c_skip, c_out)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)  # (B, c_out, 2h, 2w)
+        return self.convs(torch.cat([x, skip], dim=1))  # (B, c_out, 2h, 2w)
+
+
+@dataclass
+class ColorUNetConfig:
+    """Architecture of a ColorUNet; saved inside every weights file.
+
+    Attributes:
+        widths: channels of each encoder group, the last being the bottleneck;
+            ``len(widths) - 1`` poolings, skips and UpConv cells. The paper: (16, 32, 64).
+        num_classes: chroma classes the head predicts (the quantiser's n).
+        head: "classification" (n logits per pixel, the paper) or "regression"
+            (2 channels, U and V, for the L2 baseline the paper argues against).
+    """
+
+    widths: tuple[int, ...] = (16, 32, 64)
+    num_classes: int = 32
+    head: Literal["classification", "regression"] = "classification"
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(int(w) for w in self.widths)
+        if len(self.widths) < 2 or min(self.widths) < 1:
+            raise ValueError(f"widths needs at least two positive entries, got {self.widths}")
+        if self.head not in ("classification", "regression"):
+            raise ValueError(f"head must be 'classification' or 'regression', got {self.head!r}")
+
+    @property
+    def out_channels(self) -> int:
+        return self.num_classes if self.head == "classification" else 2
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (one halving per pool)."""
+        return 2 ** (len(self.widths) - 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ColorUNet(nn.Module):
+    """Y in, per-pixel chroma class logits (or UV) out, at the input's resolution."""
+
+    def __init__(self, config: ColorUNetConfig | None = None):
+        super().__init__()
+        config = config or ColorUNetConfig()
+        self.config = config
+        w = config.widths
+        self.down = nn.ModuleList([DownConv(1, w[0])] + [DownConv(a, b) for a, b in zip(w[:-1], w[1:])])
+        self.up = nn.ModuleList([UpConv(w[i + 1], w[i], w[i]) for i in reversed(range(len(w) - 1))])
+        self.out = nn.Conv2d(w[0], config.out_channels, 1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            y: (B, 1, H, W) luma in [0, 1]; H and W multiples of ``config.size_multiple``.
+        Returns:
+            (B, n, H, W) class logits, or (B, 2, H, W) chroma for the regression head.
+        """
+        m = self.config.size_multiple
+        if y.shape[-2] % m or y.shape[-1] % m:
+            raise ValueError(f"input height and width must be multiples of {m}, got {tuple(y.shape[-2:])}")
+        x = y - 0.5  # centre the input; BN does the rest
+        skips = []
+        for i, group in enumerate(self.down):
+            if i > 0:
+                skips.append(x)
+                x = F.max_pool2d(x, 2)  # (B, c, h/2, w/2)
+            x = group(x)
+        for cell in self.up:
+            x = cell(x, skips.pop())
+        return self.out(x)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

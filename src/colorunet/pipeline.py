@@ -1,0 +1,166 @@
+"""Colorize one photo: the single inference path behind the CLI, the Python API and evaluation.
+
+1. Read the photo's luma Y at full resolution (EXIF orientation applied).
+2. Resize Y (Lanczos) so its short side is ``working_size`` and pad it to a
+   multiple of the network's size; the network runs only at this size.
+3. Decode the class scores to chroma (annealed mean, mean or mode) at that size.
+4. Upsample the chroma (bilinear) to full size and recombine it with the
+   original full-resolution Y, so every detail of the photo is kept: chroma is
+   low-frequency, which is why predicting it at a low resolution works at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .color import luma_chroma_to_rgb, rgb_to_luma
+from .decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps, decode_chroma
+from .images import open_image, to_float_rgb, to_uint8
+from .weights import ColorModel, load_model
+
+#: Short side (pixels) at which the network runs; larger photos are scaled down for it.
+DEFAULT_WORKING_SIZE = 256
+
+ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
+ModelLike = Union[ColorModel, str, os.PathLike, None]
+
+
+@dataclass
+class Colorization:
+    """A colorized photo and, when asked for, the paper's confidence maps.
+
+    Attributes:
+        image: RGB (or RGBA, when the input had alpha) PIL image, the input's size.
+        confidence_top: (H, W) float32 probability of the most likely class, or None.
+        confidence_margin: (H, W) float32 1 − p₂/p₁, or None.
+    """
+
+    image: Image.Image
+    confidence_top: np.ndarray | None = None
+    confidence_margin: np.ndarray | None = None
+
+
+@lru_cache(maxsize=4)
+def _cached_model(spec: str) -> ColorModel:
+    return load_model(spec)
+
+
+def get_model(model: ModelLike) -> ColorModel:
+    """A ColorModel from a ColorModel, a name, a path, or None (the shipped default)."""
+    if isinstance(model, ColorModel):
+        return model
+    return _cached_model(str(model) if model is not None else "default")
+
+
+def _as_image(image: ImageLike) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        a = image
+        if a.dtype != np.uint8:
+            a = to_uint8(a)
+        return Image.fromarray(a)
+    return open_image(image)
+
+
+def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
+    """Size the network sees: short side ``working_size`` (never upscaled)."""
+    if working_size < 8:
+        raise ValueError(f"working size must be at least 8 pixels, got {working_size}")
+    scale = min(1.0, working_size / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def predict_scores(model: ColorModel, y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> torch.Tensor:
+    """Network output for a full-resolution luma image, at the working size.
+
+    Args:
+        y: (H, W) float32 luma in [0, 1].
+    Returns:
+        (1, C, h, w) float32: class logits (C = n) or chroma (C = 2, regression head).
+    """
+    h, w = working_shape(*y.shape, working_size)
+    small = y if (h, w) == y.shape else np.asarray(Image.fromarray(y).resize((w, h), Image.Resampling.LANCZOS))
+    m = model.config.size_multiple
+    ph, pw = -h % m, -w % m
+    x = torch.from_numpy(np.array(small, dtype=np.float32))[None, None]  # (1, 1, h, w), a writable copy
+    # Replicate, not reflect: reflection needs the pad to be smaller than the image (fails at 1×N).
+    x = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    device = next(model.net.parameters()).device
+    with torch.inference_mode():
+        out = model.net(x.to(device)).float()
+    return out[..., :h, :w].cpu()
+
+
+def colorize_full(
+    image: ImageLike,
+    model: ModelLike = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    mode: str = "annealed",
+    working_size: int = DEFAULT_WORKING_SIZE,
+    confidence: bool = False,
+) -> Colorization:
+    """Colorize a photo; see ``colorize``. Also returns confidence maps if asked."""
+    check_decode_options(mode, temperature)
+    m = get_model(model)
+    img = _as_image(image)
+    rgb, alpha = to_float_rgb(img)
+    y = rgb_to_luma(rgb)  # (H, W), the photo's own luma: kept exactly
+    H, W = y.shape
+    scores = predict_scores(m, y, working_size)  # (1, C, h, w)
+    if m.config.head == "regression":
+        uv_small = scores
+    else:
+        uv_small = decode_chroma(scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
+    uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
+    out = to_uint8(luma_chroma_to_rgb(y, uv[0], uv[1]))
+    result_img = Image.fromarray(out if alpha is None else np.dstack([out, alpha]))
+    result = Colorization(result_img)
+    if confidence and m.config.head == "classification":
+        top, margin = confidence_maps(torch.softmax(scores, dim=1))
+        full = F.interpolate(torch.stack([top, margin], dim=1), size=(H, W), mode="bilinear", align_corners=False)[0]
+        result.confidence_top, result.confidence_margin = full[0].numpy(), full[1].numpy()
+    return result
+
+
+def colorize(
+    image: ImageLike,
+    model: ModelLike = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    mode: str = "annealed",
+    working_size: int = DEFAULT_WORKING_SIZE,
+) -> Image.Image:
+    """Colorize a photo.
+
+    Args:
+        image: a PIL image, an (H, W) or (H, W, 3) array (uint8, or float in [0, 1]),
+            or a file path. Colour photos are colorized from their own luma.
+        model: a ColorModel, a model name ("default"), a ``.safetensors`` file or a
+            run folder; None for the shipped default.
+        temperature: annealed-mean temperature T (lower is more vivid).
+        mode: "annealed", "mean" or "mode".
+        working_size: short side at which the network runs.
+    Returns:
+        An RGB PIL image (RGBA if the input had alpha) of the input's size, whose
+        luma equals the input's within rounding.
+    """
+    return colorize_full(image, model, temperature, mode, working_size).image
+
+
+def confidence_image(conf: np.ndarray) -> Image.Image:
+    """A confidence map in [0, 1] as an 8-bit greyscale image (white = confident)."""
+    return Image.fromarray(to_uint8(conf))
+
+
+def default_sample() -> Path:
+    """The black-and-white photo shipped with the package (scikit-image's "camera", CC0)."""
+    return Path(__file__).parent / "assets" / "samples" / "camera.png"

@@ -1,0 +1,204 @@
+"""The chroma quantiser: colour as a class, as in ColorUNet §3.2 and Zhang et al. §2.1.
+
+The UV plane (U in ±U_MAX, V in ±V_MAX) is cut into a GRID_SIZE × GRID_SIZE grid.
+From a prior P̂ measured on the training photos, the ``n`` most frequent cells are
+kept (n = 32 in the paper); every colour maps to the nearest kept cell, measured
+from the geometric cell centres. On a regular grid the nearest centre of *all*
+cells is the colour's own cell, so a colour in a kept cell always keeps its cell
+and only colours of dropped cells move; those move as a whole cell, to the kept
+cell whose centre is nearest their cell's centre (an error of at most half a
+cell against a per-colour search, for colours that are rare by construction).
+That makes the mapping a lookup table of
+GRID_SIZE² entries (``cell_to_class``): encoding a pixel costs two divisions and
+one table read, which matters because target lookup was a hot spot of training.
+
+Decoding uses a different point per bin: the *mean chroma of the training pixels
+assigned to it* (``centers``), not the geometric cell centre. The grid has an
+edge at U = 0 and V = 0, so every geometric centre is at least half a cell away
+from grey; a photo the network thinks is grey would come out tinted. The class
+mean is what an expectation-based decode should use anyway: it is the chroma that
+minimises the squared error of the pixels the class stands for.
+
+Everything here is data (``Quantizer`` is a frozen dataclass of arrays) and is
+saved with every model, so a model never depends on the photos it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .color import U_MAX, V_MAX
+
+#: Cells per axis of the UV grid (ColorUNet §3.2: "a 10x10 grid").
+GRID_SIZE = 10
+#: Classes kept in the paper's preset.
+PAPER_NUM_CLASSES = 32
+#: Zhang et al.'s rebalancing mix (their Eq. 4, λ = 1/2).
+DEFAULT_REBALANCE_LAMBDA = 0.5
+
+
+def cell_size(grid_size: int = GRID_SIZE) -> tuple[float, float]:
+    """Width of one grid cell along U and along V."""
+    return 2 * U_MAX / grid_size, 2 * V_MAX / grid_size
+
+
+def cell_centers(grid_size: int = GRID_SIZE) -> np.ndarray:
+    """(grid_size², 2) geometric centres of all cells; flat index = iu * grid_size + iv."""
+    du, dv = cell_size(grid_size)
+    cu = -U_MAX + du * (np.arange(grid_size) + 0.5)
+    cv = -V_MAX + dv * (np.arange(grid_size) + 0.5)
+    uu, vv = np.meshgrid(cu, cv, indexing="ij")
+    return np.stack([uu.ravel(), vv.ravel()], axis=1)
+
+
+def cell_index(u: Any, v: Any, grid_size: int = GRID_SIZE) -> Any:
+    """Flat grid cell of each chroma value (NumPy arrays or torch tensors).
+
+    Values outside the UV range (possible after noise) fall into the border cells.
+    """
+    du, dv = cell_size(grid_size)
+    iu = (u + U_MAX) / du
+    iv = (v + V_MAX) / dv
+    if isinstance(iu, np.ndarray):
+        iu = np.clip(np.floor(iu), 0, grid_size - 1).astype(np.int64)
+        iv = np.clip(np.floor(iv), 0, grid_size - 1).astype(np.int64)
+    else:
+        iu = iu.floor().clamp(0, grid_size - 1).long()
+        iv = iv.floor().clamp(0, grid_size - 1).long()
+    return iu * grid_size + iv
+
+
+@dataclass(frozen=True)
+class ChromaHistogram:
+    """Pixel counts and chroma sums per grid cell, accumulated over the training photos."""
+
+    counts: np.ndarray  # (grid², ) float64
+    sum_u: np.ndarray  # (grid², ) float64
+    sum_v: np.ndarray  # (grid², ) float64
+    grid_size: int = GRID_SIZE
+
+    @classmethod
+    def empty(cls, grid_size: int = GRID_SIZE) -> "ChromaHistogram":
+        z = np.zeros(grid_size * grid_size)
+        return cls(z, z.copy(), z.copy(), grid_size)
+
+    @classmethod
+    def of(cls, u: np.ndarray, v: np.ndarray, grid_size: int = GRID_SIZE) -> "ChromaHistogram":
+        u = np.asarray(u, dtype=np.float64).ravel()
+        v = np.asarray(v, dtype=np.float64).ravel()
+        cells = cell_index(u, v, grid_size)
+        size = grid_size * grid_size
+        return cls(
+            np.bincount(cells, minlength=size).astype(np.float64),
+            np.bincount(cells, weights=u, minlength=size),
+            np.bincount(cells, weights=v, minlength=size),
+            grid_size,
+        )
+
+    def __add__(self, other: "ChromaHistogram") -> "ChromaHistogram":
+        if other.grid_size != self.grid_size:
+            raise ValueError("cannot add histograms of different grid sizes")
+        return ChromaHistogram(
+            self.counts + other.counts, self.sum_u + other.sum_u, self.sum_v + other.sum_v, self.grid_size
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Quantizer:
+    """Kept cells, their decode chroma and their prior.
+
+    Attributes:
+        kept_cells: (n,) flat indices of the kept grid cells, most frequent first.
+        centers: (n, 2) chroma (U, V) each class decodes to.
+        prior: (n,) P̂(b), the share of training pixels in each class; sums to 1.
+        grid_size: cells per axis.
+    """
+
+    kept_cells: np.ndarray
+    centers: np.ndarray
+    prior: np.ndarray
+    grid_size: int = GRID_SIZE
+
+    def __post_init__(self) -> None:
+        n = len(self.kept_cells)
+        if self.centers.shape != (n, 2) or self.prior.shape != (n,):
+            raise ValueError(
+                f"quantizer arrays disagree: {n} kept cells, centers {self.centers.shape}, prior {self.prior.shape}"
+            )
+        if len(set(self.kept_cells.tolist())) != n:
+            raise ValueError("quantizer keeps the same cell twice")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.kept_cells)
+
+    @classmethod
+    def fit(cls, hist: ChromaHistogram, num_classes: int = PAPER_NUM_CLASSES) -> "Quantizer":
+        """Keep the ``num_classes`` most frequent cells of ``hist`` (ties: lower cell index)."""
+        size = hist.grid_size**2
+        if not 1 <= num_classes <= size:
+            raise ValueError(f"num_classes must be between 1 and {size}, got {num_classes}")
+        if hist.counts.sum() <= 0:
+            raise ValueError("cannot fit a quantizer on an empty histogram (no colour pixels)")
+        order = np.argsort(-hist.counts, kind="stable")
+        kept = order[:num_classes]
+        lut = _nearest_kept(kept, hist.grid_size)
+        counts = np.bincount(lut, weights=hist.counts, minlength=num_classes)
+        sum_u = np.bincount(lut, weights=hist.sum_u, minlength=num_classes)
+        sum_v = np.bincount(lut, weights=hist.sum_v, minlength=num_classes)
+        geometric = cell_centers(hist.grid_size)[kept]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.stack([sum_u / counts, sum_v / counts], axis=1)
+        # A class no training pixel reached (only with tiny data) decodes to its cell centre.
+        centers = np.where(counts[:, None] > 0, means, geometric)
+        return cls(kept.astype(np.int64), centers.astype(np.float32), (counts / counts.sum()).astype(np.float64), hist.grid_size)
+
+    @cached_property
+    def cell_to_class(self) -> np.ndarray:
+        """(grid²,) class of every grid cell: its own if kept, else the nearest kept one."""
+        return _nearest_kept(self.kept_cells, self.grid_size)
+
+    def encode(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Hard class index of each chroma value (the paper's one-hot targets)."""
+        return self.cell_to_class[cell_index(u, v, self.grid_size)]
+
+    def rebalance_weights(self, lam: float = DEFAULT_REBALANCE_LAMBDA) -> np.ndarray:
+        """Per-class loss weights w ∝ ((1 − λ)·P̂(b) + λ/n)⁻¹ with E_P̂[w] = 1 (Zhang et al. Eq. 4).
+
+        λ = 1 gives uniform weights; λ → 0 weights each class by the inverse of
+        its frequency, so rare vivid colours count as much as browns and greys.
+        """
+        if not 0.0 < lam <= 1.0:
+            raise ValueError(f"rebalancing lambda must be in (0, 1], got {lam}")
+        w = 1.0 / ((1.0 - lam) * self.prior + lam / self.num_classes)
+        return w / np.sum(self.prior * w)
+
+    # --- serialisation: plain arrays, stored as tensors in the weights file ---
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "kept_cells": self.kept_cells.astype(np.int64),
+            "centers": self.centers.astype(np.float32),
+            "prior": self.prior.astype(np.float64),
+            "grid_size": np.array([self.grid_size], dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Quantizer":
+        return cls(
+            kept_cells=np.asarray(arrays["kept_cells"], dtype=np.int64),
+            centers=np.asarray(arrays["centers"], dtype=np.float32),
+            prior=np.asarray(arrays["prior"], dtype=np.float64),
+            grid_size=int(np.asarray(arrays["grid_size"]).ravel()[0]),
+        )
+
+
+def _nearest_kept(kept: np.ndarray, grid_size: int) -> np.ndarray:
+    """(grid²,) index into ``kept`` of the nearest kept cell centre, per cell."""
+    centres = cell_centers(grid_size)
+    d = ((centres[:, None, :] - centres[None, kept, :]) ** 2).sum(-1)
+    # argmin takes the first minimum: ties go to the more frequent kept cell.
+    return np.argmin(d, axis=1)

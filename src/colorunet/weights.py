@@ -1,0 +1,151 @@
+"""Model files: one ``.safetensors`` holding the weights, the quantiser and the configs.
+
+Loading never runs code (safetensors, not pickle), and a model file is
+self-contained: the network's config and the training config are JSON in the
+file's metadata, the quantiser's arrays are tensors beside the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path
+from .errors import ColorunetError
+from .model import ColorUNet, ColorUNetConfig, count_parameters
+from .quantize import Quantizer
+
+FORMAT_NAME = "colorunet"
+FORMAT_VERSION = "1"
+#: File name of the final weights inside a run directory.
+MODEL_FILENAME = "model.safetensors"
+
+_ASSETS = Path(__file__).parent / "assets"
+#: Models shipped inside the package: name -> (file, SHA-256). See assets/MODEL_CARD.md.
+_MODELS = {
+    "default": ("default.safetensors", "93ff8f6277770d20a1f8ec5a36ffdd8dc632052ca2e9a8ae12cba9545109595a"),
+}
+
+
+class ModelError(ColorunetError):
+    """A model file that is missing, corrupt or not a colorunet model."""
+
+
+@dataclass
+class ColorModel:
+    """A network with the quantiser it was trained with, ready for inference."""
+
+    net: ColorUNet
+    quantizer: Quantizer | None
+    name: str = "model"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> ColorUNetConfig:
+        return self.net.config
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.net)
+
+
+def save_model(
+    path: str | os.PathLike,
+    net: ColorUNet,
+    quantizer: Quantizer | None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a model file atomically. ``extra`` values are stored as JSON metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    if quantizer is not None:
+        tensors.update({f"quantizer.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in quantizer.to_arrays().items()})
+    metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "model_config": json.dumps(net.config.to_dict())}
+    for k, v in (extra or {}).items():
+        metadata[k] = json.dumps(v)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def resolve_model_path(spec: str | os.PathLike) -> tuple[Path, str | None]:
+    """Model file for "default", a ``.safetensors`` path, or a run directory; plus its expected SHA-256."""
+    if str(spec) in _MODELS:
+        filename, sha = _MODELS[str(spec)]
+        return _ASSETS / filename, sha
+    path = Path(spec)
+    if path.is_dir():
+        candidate = path / MODEL_FILENAME
+        if not candidate.exists():
+            raise ModelError(
+                f"{path}: no {MODEL_FILENAME} in this folder (is training finished? "
+                f"known model names: {', '.join(_MODELS)})"
+            )
+        return candidate, None
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file or folder (known model names: {', '.join(_MODELS)})")
+    return path, None
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_model(spec: str | os.PathLike = "default", device: str | torch.device = "cpu") -> ColorModel:
+    """Load a model by name ("default"), file or run directory, in eval mode.
+
+    Raises:
+        ModelError: missing, corrupt, tampered (shipped models are SHA-256 checked)
+            or not a colorunet model file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path, expected_sha = resolve_model_path(spec)
+    if expected_sha is not None:
+        if not path.exists():
+            raise ModelError(f"{path}: the shipped model file is missing from the installation")
+        if sha256_of(path) != expected_sha:
+            raise ModelError(f"{path}: checksum mismatch, the shipped model file is damaged; reinstall colorunet")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelError(f"{path}: not a readable safetensors model file ({e})") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelError(f"{path}: a safetensors file, but not a colorunet model (no colorunet metadata)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: model format version {meta.get('format_version')!r}; this colorunet reads {FORMAT_VERSION!r}")
+    try:
+        config = ColorUNetConfig(**json.loads(meta["model_config"]))
+        net = ColorUNet(config)
+        state = {k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")}
+        net.load_state_dict(state)
+        q = {k[len("quantizer.") :]: v.numpy() for k, v in tensors.items() if k.startswith("quantizer.")}
+        quantizer = Quantizer.from_arrays(q) if q else None
+    except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{path}: damaged colorunet model ({str(e).splitlines()[0]})") from None
+    if config.head == "classification" and (quantizer is None or quantizer.num_classes != config.num_classes):
+        raise ModelError(f"{path}: the model's quantizer does not match its {config.num_classes} output classes")
+    extra = {}
+    for k, v in meta.items():
+        if k not in ("format", "format_version", "model_config"):
+            try:
+                extra[k] = json.loads(v)
+            except json.JSONDecodeError:
+                extra[k] = v
+    name = str(spec) if str(spec) in _MODELS else path.stem if path.name != MODEL_FILENAME else path.parent.name
+    return ColorModel(net.to(device).eval(), quantizer, name=name, metadata=extra)

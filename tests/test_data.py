@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from colorunet.data import CropBatches, chroma_histogram, is_grayscale, load_photos, split_paths
+from colorunet.quantize import Quantizer
+
+from conftest import synthetic_photo
+
+
+def test_grayscale_detection():
+    rng = np.random.default_rng(0)
+    colour = synthetic_photo(rng)
+    grey = np.repeat(colour.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+    assert not is_grayscale(colour)
+    assert is_grayscale(grey)
+    sepia_noise = np.clip(grey.astype(int) + rng.integers(-1, 2, grey.shape), 0, 255).astype(np.uint8)
+    assert is_grayscale(sepia_noise)  # a B/W scan with a little colour noise is still grey
+
+
+def test_split_is_deterministic_and_stable_when_photos_are_added(tmp_path):
+    paths = [tmp_path / f"{i:03d}.jpg" for i in range(200)]
+    train, val = split_paths(paths, tmp_path, 0.1)
+    assert 10 <= len(val) <= 30 and len(train) + len(val) == 200
+    assert split_paths(paths, tmp_path, 0.1) == (train, val)
+    more = paths + [tmp_path / f"new{i}.jpg" for i in range(50)]
+    train2, val2 = split_paths(more, tmp_path, 0.1)
+    assert set(val) <= set(val2) and set(train) <= set(train2)
+
+
+def test_tiny_folder_still_gets_a_validation_photo(tmp_path):
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    train, val = split_paths(paths, tmp_path, 0.1)
+    assert len(train) == 1 and len(val) == 1
+
+
+def test_load_photos_skips_grey_and_broken_files(tmp_path):
+    rng = np.random.default_rng(1)
+    Image.fromarray(synthetic_photo(rng, 50, 80)).save(tmp_path / "colour.png")
+    Image.fromarray(synthetic_photo(rng, 50, 80)[..., 0]).save(tmp_path / "grey.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    ps = load_photos(sorted(tmp_path.iterdir()), load_size=40, progress=False)
+    assert [p.name for p in ps.paths] == ["colour.png"]
+    assert ps.photos[0].shape == (40, 64, 3)  # short side resized to 40, aspect kept
+    assert len(ps.skipped) == 2 and any("broken.jpg" in s for s in ps.skipped) and any("grey" in s for s in ps.skipped)
+
+
+def _dataset(seed=0, augment=True):
+    rng = np.random.default_rng(2)
+    photos = [synthetic_photo(rng, 64, 80) for _ in range(3)]
+    q = Quantizer.fit(chroma_histogram(photos, 10), 16)
+    return CropBatches(photos, q, batch_size=4, crop=32, seed=seed, augment=augment, num_steps=10), q
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    ds, q = _dataset()
+    a, b = ds[3], ds[3]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    assert not torch.equal(ds[3]["y"], ds[4]["y"])
+    other, _ = _dataset(seed=1)
+    assert not torch.equal(ds[3]["y"], other[3]["y"])
+
+
+def test_batch_shapes_and_targets():
+    ds, q = _dataset(augment=False)
+    b = ds[0]
+    assert b["y"].shape == (4, 1, 32, 32) and b["uv"].shape == (4, 2, 32, 32) and b["target"].shape == (4, 32, 32)
+    assert b["target"].dtype == torch.int64
+    np.testing.assert_array_equal(b["target"].numpy(), q.encode(b["uv"][:, 0].numpy(), b["uv"][:, 1].numpy()))
+    # without augmentation the input is exactly the crop's luma: Y + chroma reconstruct valid RGB
+    assert b["y"].min() >= 0 and b["y"].max() <= 1
+
+
+def test_every_photo_is_seen_once_per_epoch():
+    ds, _ = _dataset()
+    seen = [ds._photo_of(k) for k in range(6)]
+    assert sorted(seen[:3]) == [0, 1, 2] and sorted(seen[3:]) == [0, 1, 2]

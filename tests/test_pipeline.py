@@ -1,0 +1,90 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorunet
+from colorunet.color import rgb_to_luma
+from colorunet.pipeline import colorize_full, default_sample, working_shape
+
+from conftest import synthetic_photo
+
+
+def _luma(img: Image.Image) -> np.ndarray:
+    return rgb_to_luma(np.asarray(img.convert("RGB"), dtype=np.float64) / 255)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 9), (3, 3), (37, 53), (300, 517)])
+def test_keeps_size_and_luma(size, tiny_run):
+    rng = np.random.default_rng(0)
+    h, w = size
+    rgb = synthetic_photo(rng, max(h, 2), max(w, 2))[:h, :w]
+    img = Image.fromarray(rgb)
+    for model in (None, tiny_run):
+        out = colorunet.colorize(img, model=model, temperature=0.5)
+        assert out.size == img.size and out.mode == "RGB"
+        # each channel is rounded by at most half a level, so Y moves by at most 0.5/255
+        assert np.abs(_luma(out) - _luma(img)).max() <= 0.5 / 255 + 1e-9
+
+
+def test_greyscale_input_gets_colour():
+    grey = Image.open(default_sample()).convert("L")
+    out = colorunet.colorize(grey)
+    a = np.asarray(out, dtype=float)
+    assert out.size == grey.size
+    assert np.abs(a[..., 0] - a[..., 1]).mean() > 1.0  # not grey any more
+    assert np.abs(_luma(out) - np.asarray(grey) / 255).max() <= 0.5 / 255 + 1e-9
+
+
+def test_alpha_is_kept():
+    rgba = np.dstack([synthetic_photo(np.random.default_rng(1), 20, 30), np.arange(600).reshape(20, 30) % 256]).astype(np.uint8)
+    out = colorunet.colorize(Image.fromarray(rgba))
+    assert out.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.fromarray(synthetic_photo(np.random.default_rng(2), 40, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif)
+    out = colorunet.colorize(path)
+    assert out.size == (40, 60)  # shown upright: width and height swapped
+
+
+def test_confidence_maps(tiny_run):
+    img = Image.fromarray(synthetic_photo(np.random.default_rng(3), 50, 70))
+    r = colorize_full(img, tiny_run, confidence=True)
+    assert r.confidence_top.shape == (50, 70) and r.confidence_margin.shape == (50, 70)
+    n = 32
+    assert r.confidence_top.min() >= 1 / n - 1e-4 and r.confidence_top.max() <= 1 + 1e-6
+    assert r.confidence_margin.min() >= -1e-6 and r.confidence_margin.max() < 1
+
+
+def test_modes_and_temperature_change_the_result():
+    img = Image.open(default_sample())
+    outs = {k: np.asarray(colorunet.colorize(img, **kw), dtype=float) for k, kw in {
+        "t02": {"temperature": 0.2}, "t1": {"temperature": 1.0}, "mode": {"mode": "mode"}, "mean": {"mode": "mean"}}.items()}
+    sat = {k: np.std(v - v.mean(-1, keepdims=True)) for k, v in outs.items()}
+    assert sat["t02"] > sat["t1"]
+    np.testing.assert_allclose(outs["t1"], outs["mean"], atol=1)
+
+
+def test_working_size_only_scales_down():
+    assert working_shape(1000, 2000, 256) == (256, 512)
+    assert working_shape(100, 50, 256) == (100, 50)
+    with pytest.raises(ValueError):
+        working_shape(10, 10, 0)
+
+
+def test_array_and_path_inputs(tmp_path):
+    rgb = synthetic_photo(np.random.default_rng(4), 24, 32)
+    path = tmp_path / "a.png"
+    Image.fromarray(rgb).save(path)
+    a = np.asarray(colorunet.colorize(rgb))
+    b = np.asarray(colorunet.colorize(str(path)))
+    c = np.asarray(colorunet.colorize(rgb.astype(np.float32) / 255))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)

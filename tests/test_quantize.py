@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from colorunet.color import U_MAX, V_MAX, rgb_to_yuv
+from colorunet.quantize import GRID_SIZE, ChromaHistogram, Quantizer, cell_centers, cell_index, cell_size
+
+
+def test_cell_index_hand_values():
+    du, dv = cell_size()
+    assert (du, dv) == pytest.approx((0.0872, 0.123))
+    u = np.array([-U_MAX, U_MAX, 0.0, -0.001, 10.0])
+    v = np.array([-V_MAX, V_MAX, 0.0, -0.001, -10.0])
+    # (0,0) -> cell 0; top corner -> 99; grey sits on the edge, in cell (5, 5) = 55;
+    # just below grey -> (4, 4) = 44; out of range -> clamped to (9, 0) = 90.
+    assert cell_index(u, v).tolist() == [0, 99, 55, 44, 90]
+
+
+def test_cell_centres_lie_in_their_cells():
+    c = cell_centers()
+    assert cell_index(c[:, 0], c[:, 1]).tolist() == list(range(GRID_SIZE**2))
+
+
+def _hist_from_points(points):
+    pts = np.array(points, dtype=float)
+    return ChromaHistogram.of(pts[:, 0], pts[:, 1])
+
+
+def test_fit_keeps_most_frequent_cells_and_class_means():
+    c = cell_centers()
+    a, b, rare = c[55], c[12], c[90]
+    pts = [a + [0.01, 0.0]] * 5 + [a - [0.01, 0.02]] * 5 + [b] * 4 + [rare] * 1
+    q = Quantizer.fit(_hist_from_points(pts), num_classes=2)
+    assert q.kept_cells.tolist() == [55, 12]
+    # the rare colour of cell 90 joins its nearest kept cell
+    d55 = np.sum((c[90] - c[55]) ** 2)
+    d12 = np.sum((c[90] - c[12]) ** 2)
+    joins = 0 if d55 < d12 else 1
+    assert q.encode(np.array([rare[0]]), np.array([rare[1]])).tolist() == [joins]
+    counts = np.array([10.0, 4.0])
+    counts[joins] += 1
+    np.testing.assert_allclose(q.prior, counts / 15)
+    # centres are the mean chroma of every pixel assigned to the class
+    members = {0: [a + [0.01, 0.0]] * 5 + [a - [0.01, 0.02]] * 5, 1: [b] * 4}
+    members[joins].append(rare)
+    for k in (0, 1):
+        np.testing.assert_allclose(q.centers[k], np.mean(members[k], axis=0), atol=1e-6)
+
+
+def test_kept_cell_maps_to_itself_and_every_cell_to_its_nearest_kept():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 1000, GRID_SIZE**2).astype(float)
+    c = cell_centers()
+    hist = ChromaHistogram(counts, counts * c[:, 0], counts * c[:, 1])
+    q = Quantizer.fit(hist, 32)
+    lut = q.cell_to_class
+    for i, cell in enumerate(q.kept_cells):
+        assert lut[cell] == i
+    d = ((c[:, None] - c[None, q.kept_cells]) ** 2).sum(-1)
+    np.testing.assert_allclose(d[np.arange(100), lut], d.min(1))
+
+
+def test_encode_decode_error_is_bounded_by_the_bin_size():
+    rng = np.random.default_rng(3)
+    rgb = rng.uniform(0, 1, (20000, 3))
+    yuv = rgb_to_yuv(rgb)
+    u, v = yuv[:, 1], yuv[:, 2]
+    q = Quantizer.fit(ChromaHistogram.of(u, v), num_classes=100)  # every occupied cell kept
+    centre = q.centers[q.encode(u, v)]
+    du, dv = cell_size()
+    # A class mean lies in its cell, so the error is within one cell along each axis.
+    assert np.all(np.abs(centre[:, 0] - u) <= du + 1e-9)
+    assert np.all(np.abs(centre[:, 1] - v) <= dv + 1e-9)
+    # With n = 32 colours of dropped cells move to a neighbour: error within the
+    # distance to the nearest kept cell centre plus one cell.
+    q32 = Quantizer.fit(ChromaHistogram.of(u, v), num_classes=32)
+    err = np.hypot(*(q32.centers[q32.encode(u, v)] - np.stack([u, v], 1)).T)
+    geo = cell_centers()[q32.kept_cells][q32.encode(u, v)]
+    bound = np.hypot(*(geo - np.stack([u, v], 1)).T) + np.hypot(du, dv)
+    assert np.all(err <= bound + 1e-9)
+
+
+def test_rebalancing_weights_match_hand_computation():
+    q = Quantizer(np.array([0, 1, 2]), np.zeros((3, 2), np.float32), np.array([0.5, 0.3, 0.2]))
+    # w ∝ 1 / (0.5 p + 0.5 / 3) = [2.4, 3.157895, 3.75]; E_p[w] = 2.897368.
+    np.testing.assert_allclose(q.rebalance_weights(0.5), [0.828338, 1.089918, 1.294278], atol=1e-6)
+    np.testing.assert_allclose(np.sum(q.prior * q.rebalance_weights(0.3)), 1.0)
+    np.testing.assert_allclose(q.rebalance_weights(1.0), [1, 1, 1])
+    with pytest.raises(ValueError, match="lambda"):
+        q.rebalance_weights(0.0)
+
+
+def test_serialisation_round_trip():
+    rng = np.random.default_rng(4)
+    u, v = rng.normal(0, 0.1, 5000), rng.normal(0, 0.1, 5000)
+    q = Quantizer.fit(ChromaHistogram.of(u, v), 16)
+    r = Quantizer.from_arrays(q.to_arrays())
+    np.testing.assert_array_equal(r.kept_cells, q.kept_cells)
+    np.testing.assert_array_equal(r.centers, q.centers)
+    np.testing.assert_array_equal(r.prior, q.prior)
+    np.testing.assert_array_equal(r.encode(u, v), q.encode(u, v))
+
+
+def test_bad_fits_are_refused():
+    with pytest.raises(ValueError, match="empty"):
+        Quantizer.fit(ChromaHistogram.empty(), 32)
+    with pytest.raises(ValueError, match="num_classes"):
+        Quantizer.fit(ChromaHistogram.of(np.zeros(3), np.zeros(3)), 101)

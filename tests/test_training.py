@@ -1,0 +1,94 @@
+import csv
+
+import pytest
+import torch
+
+from colorunet.checkpoint import list_checkpoints, load_latest_checkpoint
+from colorunet.data import CropBatches, chroma_histogram, load_photos
+from colorunet.losses import rebalanced_cross_entropy
+from colorunet.training import Trainer, learning_rate, resolve_configs
+from colorunet.weights import load_model
+
+
+def _train(photo_dir, out, resume=False, **overrides):
+    settings = {"batch_size": 4, "crop": 32, "load_size": 64, "seed": 0} | overrides
+    mc, cfg = resolve_configs("paper", {}, settings)
+    return Trainer(photo_dir, out, mc, cfg, progress=False).run(resume=resume, resume_overrides=overrides if resume else None)
+
+
+def _fixed_batch_loss(photo_dir, run_dir):
+    """Loss of the run's model on fixed, un-augmented crops of the training photos."""
+    m = load_model(run_dir)
+    photos = load_photos(sorted(photo_dir.rglob("*.png")), 64, progress=False).photos
+    b = CropBatches(photos, m.quantizer, 8, 32, seed=123, augment=False, num_steps=1)[0]
+    w = torch.from_numpy(m.quantizer.rebalance_weights(0.5)).float()
+    with torch.no_grad():
+        return rebalanced_cross_entropy(m.net(b["y"]), b["target"], w).item()
+
+
+def test_a_few_dozen_steps_lower_the_loss(photo_dir, tmp_path):
+    _train(photo_dir, tmp_path / "short", steps=1, lr=1e-9)
+    _train(photo_dir, tmp_path / "long", steps=40)
+    before = _fixed_batch_loss(photo_dir, tmp_path / "short")
+    after = _fixed_batch_loss(photo_dir, tmp_path / "long")
+    assert after < 0.8 * before, (before, after)
+    rows = list(csv.DictReader(open(tmp_path / "long" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 41))
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(photo_dir, tmp_path):
+    full = tmp_path / "full"
+    _train(photo_dir, full, steps=12, checkpoint_every=4, keep_checkpoints=5)
+    # The same run, "killed" after its step-8 checkpoint: drop what came later, resume.
+    cut = tmp_path / "cut"
+    _train(photo_dir, cut, steps=12, checkpoint_every=4, keep_checkpoints=5)
+    for step, path in list_checkpoints(cut):
+        if step > 8:
+            path.unlink()
+    (cut / "model.safetensors").unlink()
+    _train(photo_dir, cut, resume=True)
+    a = load_model(full).net.state_dict()
+    b = load_model(cut).net.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the log was continued, not duplicated
+    steps = [int(r["step"]) for r in csv.DictReader(open(cut / "log.csv"))]
+    assert steps == list(range(1, 13))
+
+
+def test_resume_can_extend_a_finished_run(photo_dir, tmp_path):
+    out = tmp_path / "run"
+    _train(photo_dir, out, steps=3)
+    _train(photo_dir, out, resume=True, steps=5)
+    state, _ = load_latest_checkpoint(out)
+    assert state["step"] == 5 and load_model(out).metadata["step"] == 5
+
+
+def test_checkpoints_are_complete_and_pruned(photo_dir, tmp_path):
+    out = tmp_path / "run"
+    _train(photo_dir, out, steps=6, checkpoint_every=2)
+    assert [s for s, _ in list_checkpoints(out)] == [4, 6]  # keep the newest two
+    assert not list(out.rglob("*.part"))
+    state, _ = load_latest_checkpoint(out)
+    assert {"net", "optimizer", "step", "model_config", "train_config", "quantizer"} <= set(state)
+
+
+def test_refuses_to_train_over_an_existing_run(photo_dir, tmp_path):
+    _train(photo_dir, tmp_path / "run", steps=1)
+    with pytest.raises(ValueError, match="already holds a training run"):
+        _train(photo_dir, tmp_path / "run", steps=1)
+
+
+def test_soft_targets_and_regression_head_train(photo_dir, tmp_path):
+    _train(photo_dir, tmp_path / "soft", steps=2, target="soft")
+    mc, cfg = resolve_configs("paper-regression", {}, {"steps": 2, "batch_size": 4, "crop": 32, "load_size": 64})
+    Trainer(photo_dir, tmp_path / "reg", mc, cfg, progress=False).run()
+    assert load_model(tmp_path / "reg").quantizer is None
+
+
+def test_learning_rate_schedule():
+    _, cfg = resolve_configs("paper", {}, {"lr": 1.0, "warmup_steps": 10})
+    lrs = [learning_rate(s, 1000, cfg) for s in range(1000)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-4)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
