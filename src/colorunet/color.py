@@ -1,6 +1,6 @@
 """Colour maths: RGB <-> YUV (BT.601) as pure functions.
 
-ColorUNet (arXiv 1811.03120, §3.1) works in YUV: the network sees the luma Y and
+ColorUNet (arXiv 1811.03120) works in YUV: the network sees the luma Y and
 predicts the chroma (U, V). These functions take NumPy arrays or PyTorch tensors
 alike (anything with ``@`` and ``moveaxis``), with the three colour channels on
 ``channel_axis``. RGB is in [0, 1]; Y is in [0, 1], U in [-U_MAX, U_MAX] and

@@ -1,6 +1,6 @@
 """From class scores to chroma: the annealed mean, and the paper's confidence maps.
 
-Zhang et al. §2.2 (and ColorUNet §3.3): the mode of the predicted distribution is
+Zhang et al. §2.3, Eq. 5 (taken up by ColorUNet): the mode of the predicted distribution is
 vivid but patchy, its mean is smooth but pale. The annealed mean interpolates:
 re-normalise p^(1/T) and take its expectation over the bin chroma. T = 1 is the
 mean, T → 0 the mode; Zhang et al. use T = 0.38. The best T depends on how well a
@@ -57,7 +57,7 @@ def decode_chroma(
 
 
 def confidence_maps(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's two confidence maps (ColorUNet §5.3).
+    """The two confidence maps of the ColorUNet paper (its analysis of prediction confidence).
 
     Args:
         probs: (B, n, H, W) class probabilities (T = 1).

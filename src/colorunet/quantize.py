@@ -1,4 +1,4 @@
-"""The chroma quantiser: colour as a class, as in ColorUNet §3.2 and Zhang et al. §2.1.
+"""The chroma quantiser: colour as a class, as in ColorUNet and Zhang et al. §2.1.
 
 The UV plane (U in ±U_MAX, V in ±V_MAX) is cut into a GRID_SIZE × GRID_SIZE grid.
 From a prior P̂ measured on the training photos, the ``n`` most frequent cells are
@@ -33,7 +33,7 @@ import numpy as np
 
 from .color import U_MAX, V_MAX
 
-#: Cells per axis of the UV grid (ColorUNet §3.2: "a 10x10 grid").
+#: Cells per axis of the UV grid (ColorUNet: a 10×10 grid over the UV plane).
 GRID_SIZE = 10
 #: Classes kept in the paper's preset.
 PAPER_NUM_CLASSES = 32
