@@ -362,7 +362,7 @@ class Trainer:
                 window_t, window_n = now, 0
                 row["images_per_s"] = f"{ips:.1f}"
                 bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-", img_s=f"{ips:.0f}")
-            row["elapsed_s"] = f"{time.perf_counter() - t0:.1f}"
+            row["elapsed_s"] = f"{time.perf_counter() - t0:.3f}"
             logger.write(row)
             bar.update(1)
             if done % cfg.checkpoint_every == 0 or done == total:
