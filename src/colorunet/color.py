@@ -92,3 +92,34 @@ def luma_chroma_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
     rgb = y[None] + s[None] * d
     # Rounding error only; the scaling already keeps values in range.
     return np.clip(np.moveaxis(rgb, 0, -1), 0.0, 1.0)
+
+
+# --- CIE Lab (D65), for evaluation: Zhang et al. measure colour error in Lab ab ---
+
+#: sRGB (linear) -> XYZ, D65 white (IEC 61966-2-1).
+XYZ_FROM_LINEAR_RGB = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+#: D65 reference white (2° observer), the one scikit-image's ``rgb2lab`` uses by default.
+D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """Undo the sRGB transfer curve (RGB in [0, 1])."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    return np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1], (..., 3) -> CIE Lab (L in [0, 100], a and b roughly ±110)."""
+    xyz = srgb_to_linear(rgb) @ XYZ_FROM_LINEAR_RGB.T / D65_WHITE
+    eps = (6 / 29) ** 3
+    f = np.where(xyz > eps, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    L = 116 * f[..., 1] - 16
+    a = 500 * (f[..., 0] - f[..., 1])
+    b = 200 * (f[..., 1] - f[..., 2])
+    return np.stack([L, a, b], axis=-1)

@@ -1,0 +1,213 @@
+"""``colorunet evaluate``: colorize the luminance of colour photos and score against the originals.
+
+Every photo goes through the same ``pipeline.colorize_full`` a user runs, at the
+same working size, and is compared with its original at full resolution. The
+"gray" model is the do-nothing baseline: the photo's own luminance, no chroma.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .atomic import atomic_path
+from .color import rgb_to_luma
+from .data import is_grayscale, split_paths
+from .decode import DEFAULT_TEMPERATURE
+from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
+from .metrics import AUC_THRESHOLDS, AccuracyCurve, colorfulness, psnr, ssim
+from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
+
+#: Model names that are baselines rather than networks.
+BASELINES = ("gray",)
+THUMB = 256
+PER_IMAGE_FIELDS = ("photo", "width", "height", "auc", "psnr", "ssim", "colorfulness", "colorfulness_true")
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    per_image: list[dict] = field(default_factory=list)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+def evaluation_photos(folder: Path, subset: str = "all", val_fraction: float = 0.1) -> list[Path]:
+    """The photos of ``folder``; ``subset="validation"`` takes the ones training holds out."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder of photos")
+    paths = find_images(folder)
+    if subset == "validation":
+        paths = split_paths(paths, folder, val_fraction)[1]
+    elif subset != "all":
+        raise ValueError(f"subset must be 'all' or 'validation', got {subset!r}")
+    if not paths:
+        raise ImageError(f"{folder}: no photos to evaluate")
+    return paths
+
+
+def _auc_of_errors(err: np.ndarray) -> float:
+    k = np.minimum(np.ceil(err.ravel() - 1e-9), len(AUC_THRESHOLDS)).astype(np.int64)
+    within = np.cumsum(np.bincount(k, minlength=len(AUC_THRESHOLDS) + 1))[: len(AUC_THRESHOLDS)]
+    return float(100 * (within / k.size).mean())
+
+
+def evaluate(
+    photos: list[Path],
+    model: str = "default",
+    temperature: float = DEFAULT_TEMPERATURE,
+    mode: str = "annealed",
+    working_size: int = DEFAULT_WORKING_SIZE,
+    report: Path | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked."""
+    from tqdm import tqdm
+
+    baseline = str(model) if str(model) in BASELINES else None
+    m = None if baseline else get_model(model)
+    curve = AccuracyCurve()
+    rows: list[dict] = []
+    skipped: list[str] = []
+    if report is not None:
+        (Path(report) / "images").mkdir(parents=True, exist_ok=True)
+    for path in tqdm(photos, desc="evaluating", unit="photo", disable=not progress, file=sys.stderr, leave=False):
+        try:
+            img = open_image(path)
+        except ImageError as e:
+            skipped.append(str(e))
+            continue
+        true_rgb, _ = to_float_rgb(img)
+        if is_grayscale(true_rgb):
+            skipped.append(f"{path}: greyscale original, nothing to compare")
+            continue
+        true_rgb = to_uint8(true_rgb).astype(np.float64) / 255
+        conf = None
+        if baseline == "gray":
+            pred = np.repeat(rgb_to_luma(true_rgb)[..., None], 3, axis=2)
+        else:
+            res = colorize_full(Image.fromarray(to_uint8(true_rgb)), m, temperature, mode, working_size, confidence=report is not None)
+            pred = np.asarray(res.image.convert("RGB"), dtype=np.float64) / 255
+            conf = res.confidence_top
+        err = curve.add(pred, true_rgb)
+        name = path.name
+        row = {
+            "photo": name,
+            "width": true_rgb.shape[1],
+            "height": true_rgb.shape[0],
+            "auc": _auc_of_errors(err),
+            "psnr": psnr(pred, true_rgb),
+            "ssim": ssim(pred, true_rgb),
+            "colorfulness": colorfulness(pred),
+            "colorfulness_true": colorfulness(true_rgb),
+        }
+        rows.append(row)
+        if report is not None:
+            _save_thumbs(Path(report) / "images", len(rows) - 1, true_rgb, pred, conf)
+    if not rows:
+        raise ImageError("no colour photos could be evaluated" + (f" ({skipped[0]})" if skipped else ""))
+    mean = lambda k: float(np.mean([r[k] for r in rows if not math.isnan(r[k])]))  # noqa: E731
+    metrics = {
+        "model": str(model) if m is None else m.name,
+        "temperature": temperature if mode == "annealed" and m is not None else None,
+        "mode": mode if m is not None else None,
+        "working_size": working_size,
+        "photos": len(rows),
+        "skipped": len(skipped),
+        "auc": curve.auc(),
+        "auc_rebalanced": curve.auc(rebalanced=True),
+        "psnr": mean("psnr"),
+        "ssim": mean("ssim"),
+        "colorfulness": mean("colorfulness"),
+        "colorfulness_true": mean("colorfulness_true"),
+        "delta_colorfulness": float(np.mean([abs(r["colorfulness"] - r["colorfulness_true"]) for r in rows])),
+    }
+    ev = Evaluation(metrics, rows, {"plain": curve.curve().tolist(), "rebalanced": curve.curve(rebalanced=True).tolist()})
+    if report is not None:
+        write_report(Path(report), ev, skipped)
+    return ev
+
+
+def _save_thumbs(folder: Path, i: int, true_rgb: np.ndarray, pred: np.ndarray, conf: np.ndarray | None) -> None:
+    def thumb(a: np.ndarray) -> Image.Image:
+        im = Image.fromarray(to_uint8(a))
+        im.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+        return im
+
+    save_image(thumb(np.repeat(rgb_to_luma(true_rgb)[..., None], 3, 2)), folder / f"{i:04d}_gray.jpg")
+    save_image(thumb(pred), folder / f"{i:04d}_output.jpg")
+    save_image(thumb(true_rgb), folder / f"{i:04d}_original.jpg")
+    if conf is not None:
+        save_image(thumb(conf), folder / f"{i:04d}_confidence.jpg")  # white = confident
+
+
+def write_report(report: Path, ev: Evaluation, skipped: list[str]) -> None:
+    """metrics.json, per_image.csv, curves.png and index.html (opens from disk, no server)."""
+    with atomic_path(report / "metrics.json") as t:
+        t.write_text(json.dumps(ev.metrics, indent=2) + "\n")
+    with atomic_path(report / "per_image.csv") as t:
+        with open(t, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=PER_IMAGE_FIELDS)
+            w.writeheader()
+            w.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in ev.per_image)
+    plot_curves({ev.metrics["model"]: ev.curves}, report / "curves.png")
+    m = ev.metrics
+    summary = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in m.items())
+    rows = []
+    for i, r in enumerate(ev.per_image):
+        cells = "".join(
+            f'<td><img src="images/{i:04d}_{kind}.jpg" alt="{kind}" loading="lazy"></td>' for kind in ("gray", "output", "original")
+        )
+        conf = f'<td><img src="images/{i:04d}_confidence.jpg" alt="confidence" loading="lazy"></td>' if (report / "images" / f"{i:04d}_confidence.jpg").exists() else "<td></td>"
+        stats = f"AuC {r['auc']:.1f}%<br>PSNR {r['psnr']:.2f} dB<br>colourfulness {r['colorfulness']:.1f} / {r['colorfulness_true']:.1f}"
+        rows.append(f"<tr><td>{html.escape(r['photo'])}<br><small>{stats}</small></td>{cells}{conf}</tr>")
+    skipped_html = "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>colorunet evaluation: {html.escape(str(m['model']))}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
+td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}img{{max-width:256px;display:block}}</style></head>
+<body><h1>colorunet evaluation</h1>
+<table>{summary}</table>
+<h2>Cumulative accuracy (share of pixels with Lab ab error ≤ t)</h2><img src="curves.png" alt="accuracy curves" style="max-width:640px">
+<h2>Photos: grey input | output | original | confidence (white = sure)</h2>
+<table>{''.join(rows)}</table>
+{f'<h2>Skipped</h2><ul>{skipped_html}</ul>' if skipped else ''}
+</body></html>
+"""
+    with atomic_path(report / "index.html") as t:
+        t.write_text(page)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def plot_curves(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
+    """Plot plain and rebalanced accuracy curves of one or more models."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for name, c in curves.items():
+        for ax, kind in zip(axes, ("plain", "rebalanced")):
+            ax.plot(AUC_THRESHOLDS, 100 * np.asarray(c[kind]), label=f"{name} (AuC {100 * np.mean(c[kind]):.1f}%)")
+    for ax, title in zip(axes, ("per pixel", "class-rebalanced")):
+        ax.set_title(title)
+        ax.set_xlabel("threshold t (Lab ab)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("pixels within t (%)")
+    fig.tight_layout()
+    with atomic_path(path) as t:
+        fig.savefig(t, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from colorunet.color import rgb_to_lab
+from colorunet.metrics import AccuracyCurve, ab_bins, colorfulness, psnr, ssim
+
+
+def test_lab_matches_skimage():
+    rgb = np.random.default_rng(0).uniform(0, 1, (30, 40, 3))
+    rgb[0, :3] = [[0, 0, 0], [1, 1, 1], [0.01, 0.02, 0.0]]
+    np.testing.assert_allclose(rgb_to_lab(rgb), rgb2lab(rgb), atol=1e-3)
+
+
+def test_psnr_and_ssim_match_skimage():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, (40, 50, 3))
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    assert psnr(b, a) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0))
+    assert ssim(b, a) == pytest.approx(structural_similarity(b, a, channel_axis=-1, data_range=1.0))
+    # hand case: every value off by 0.1 -> MSE 0.01 -> 20 dB
+    assert psnr(np.full((2, 2, 3), 0.5), np.full((2, 2, 3), 0.4)) == pytest.approx(20.0)
+    assert psnr(a, a) == float("inf")
+
+
+def test_colorfulness_hand_computed():
+    assert colorfulness(np.full((4, 4, 3), 0.3)) == 0.0  # grey
+    # half pure red, half pure green: rg = ±255 (σ 255, μ 0); yb = 127.5 (σ 0, μ 127.5)
+    img = np.zeros((2, 2, 3))
+    img[0, :, 0] = 1
+    img[1, :, 1] = 1
+    assert colorfulness(img) == pytest.approx(255 + 0.3 * 127.5)
+
+
+def test_accuracy_curve_hand_computed():
+    curve = AccuracyCurve()
+    true = np.zeros((1, 2, 3)) + 0.5  # grey: ab = (0, 0)
+    true[0, 1] = [1.0, 0.0, 0.0]  # red pixel
+    pred = true.copy()
+    pred[0, 1] = [0.5, 0.5, 0.5]  # red predicted grey: error = |ab(red)| ≈ 104.6
+    err = curve.add(pred, true)
+    gap = np.hypot(*(rgb_to_lab(np.array([1.0, 0, 0])) - rgb_to_lab(np.array([0.5, 0.5, 0.5])))[1:])
+    assert err[0, 0] == 0 and err[0, 1] == pytest.approx(gap, abs=1e-9)
+    c = curve.curve()
+    k = int(np.ceil(gap))  # first threshold the red pixel is within
+    assert c[0] == 0.5 and c[k - 1] == 0.5 and c[k] == 1.0
+    assert curve.auc() == pytest.approx(100 * (0.5 * k + (151 - k)) / 151)
+    # rebalanced: two occupied bins, each counts equally -> same as plain here (one pixel each)
+    assert curve.auc(rebalanced=True) == pytest.approx(curve.auc())
+
+
+def test_rebalancing_weights_rare_bins_up():
+    curve = AccuracyCurve()
+    true = np.full((1, 10, 3), 0.5)
+    true[0, 9] = [1.0, 0.0, 0.0]
+    pred = np.full((1, 10, 3), 0.5)  # grey everywhere: 9 grey pixels right, the red one wrong
+    curve.add(pred, true)
+    assert curve.auc() > 90  # nine of ten pixels are exact
+    assert curve.auc(rebalanced=True) < 80  # but half of the colour bins are missed
+    assert ab_bins(np.array([[-110.0, -110.0], [0.0, 0.0], [200.0, 200.0]])).tolist() == [0, 11 * 22 + 11, 22 * 22 - 1]
