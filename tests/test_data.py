@@ -78,3 +78,12 @@ def test_every_photo_is_seen_once_per_epoch():
     ds, _ = _dataset()
     seen = [ds._photo_of(k) for k in range(6)]
     assert sorted(seen[:3]) == [0, 1, 2] and sorted(seen[3:]) == [0, 1, 2]
+
+
+def test_small_photos_are_not_blown_up_beyond_the_crop(tmp_path):
+    from colorunet.data import load_photo
+
+    Image.fromarray(synthetic_photo(np.random.default_rng(3), 30, 40)).save(tmp_path / "small.png")
+    assert load_photo(tmp_path / "small.png", load_size=64, min_size=16).shape == (30, 40, 3)  # kept as is
+    assert load_photo(tmp_path / "small.png", load_size=64, min_size=32).shape == (32, 43, 3)  # just enough for a crop
+    assert load_photo(tmp_path / "small.png", load_size=20).shape == (20, 27, 3)  # larger ones shrink to load_size

@@ -45,26 +45,35 @@ def split_paths(paths: list[Path], root: Path, val_fraction: float) -> tuple[lis
     """Deterministic train/validation split by a hash of each photo's relative path.
 
     A photo stays on its side of the split when others are added or removed, so a
-    validation photo never leaks into training when the folder grows.
+    validation photo never leaks into training when the folder grows. The
+    extension is left out of the hash: a copy re-encoded as JPEG (a packed copy
+    of the folder, say) splits the same way.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"validation fraction must be in [0, 1), got {val_fraction}")
     train, val = [], []
     for p in paths:
-        h = hashlib.sha256(p.relative_to(root).as_posix().encode()).digest()
+        h = hashlib.sha256(p.relative_to(root).with_suffix("").as_posix().encode()).digest()
         (val if int.from_bytes(h[:8], "big") / 2**64 < val_fraction else train).append(p)
     if val_fraction > 0 and not val and len(train) >= 2:
         val.append(train.pop())  # a tiny folder still gets one validation photo
     return train, val
 
 
-def load_photo(path: Path, load_size: int) -> np.ndarray:
-    """Decode a photo and resize it so its short side is ``load_size``; (H, W, 3) uint8."""
+def load_photo(path: Path, load_size: int, min_size: int = 0) -> np.ndarray:
+    """Decode a photo, resized (Lanczos) so its short side is ``load_size``; (H, W, 3) uint8.
+
+    Photos smaller than that are not blown up to it (a 64-px thumbnail scaled ×4
+    teaches blur); they are only enlarged to ``min_size`` (the crop) if they are
+    smaller still, so that a crop fits.
+    """
     img = open_image(path, draft_short_side=load_size)
     w, h = img.size
     img = img.convert("RGB")
-    scale = load_size / min(w, h)
-    size = (max(load_size, round(w * scale)), max(load_size, round(h * scale)))
+    short = min(w, h)
+    target = load_size if short > load_size else max(short, min_size)
+    scale = target / short
+    size = (target, max(target, round(h * scale))) if w <= h else (max(target, round(w * scale)), target)
     if size != img.size:
         img = img.resize(size, Image.Resampling.LANCZOS)
     return np.asarray(img)
@@ -79,13 +88,16 @@ class PhotoSet:
     skipped: list[str]
 
 
-def load_photos(paths: list[Path], load_size: int, progress: bool = True, workers: int = 2) -> PhotoSet:
+def load_photos(paths: list[Path], load_size: int, progress: bool = True, min_size: int = 0, workers: int | None = None) -> PhotoSet:
     """Decode photos in parallel (Pillow releases the GIL), skipping bad and grey ones."""
+    import os
+
+    workers = workers or min(8, os.cpu_count() or 1)
     from tqdm import tqdm
 
     def one(p: Path):
         try:
-            a = load_photo(p, load_size)
+            a = load_photo(p, load_size, min_size)
         except ImageError as e:
             return None, str(e)
         if is_grayscale(a):

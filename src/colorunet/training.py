@@ -165,8 +165,8 @@ class Trainer:
     def _photos(self):
         paths = photo_folder(self.photos_dir)
         train_paths, val_paths = split_paths(paths, self.photos_dir, self.cfg.val_fraction)
-        train = load_photos(train_paths, self.cfg.load_size, progress=self.progress)
-        val = load_photos(val_paths, self.cfg.load_size, progress=self.progress)
+        train = load_photos(train_paths, self.cfg.load_size, progress=self.progress, min_size=self.cfg.crop)
+        val = load_photos(val_paths, self.cfg.load_size, progress=self.progress, min_size=self.cfg.crop)
         for why in train.skipped + val.skipped:
             self.log(f"colorunet: {why}")
         if not train.photos:
