@@ -88,3 +88,15 @@ def test_array_and_path_inputs(tmp_path):
     c = np.asarray(colorunet.colorize(rgb.astype(np.float32) / 255))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
+
+
+def test_a_model_carries_its_measured_temperature(tmp_path, tiny_run):
+    from colorunet.weights import copy_with_metadata, load_model
+
+    plain = load_model(tiny_run)
+    assert plain.temperature == 0.38  # none measured: Zhang et al.'s value
+    tuned = load_model(copy_with_metadata(tiny_run, tmp_path / "tuned.safetensors", temperature=1.0))
+    assert tuned.temperature == 1.0
+    img = Image.fromarray(synthetic_photo(np.random.default_rng(5), 40, 40))
+    np.testing.assert_array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=1.0)))
+    assert not np.array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=0.2)))

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files and/or folders (searched recursively)")
     c.add_argument("-o", "--output", type=Path, help="output file (one input photo) or folder; default: NAME_color.EXT beside each input, FOLDER_color/ for a folder")
     c.add_argument("--model", default="default", help="'default' (shipped), a .safetensors model file or a training run folder (default: %(default)s)")
-    c.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature T: lower is more vivid, higher smoother and paler (default: 0.38)")
+    c.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature T: lower is more vivid, higher smoother and paler (default: the model's own, measured when it was made; 0.38 if it has none)")
     c.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode: annealed mean (uses T), mean (T = 1) or mode (most likely class) (default: %(default)s)")
     c.add_argument("--working-size", type=_positive_int, default=None, help="short side in pixels at which the network runs; the result keeps the input's size (default: 256)")
     c.add_argument("--confidence", action="store_true", help="also write NAME_confidence.png (top-class probability) and NAME_confidence_ratio.png (1 - p2/p1)")
@@ -107,11 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "per_image.csv, curves.png and index.html into --report.")
     e.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="folder of colour photos (recursive)")
     e.add_argument("--model", default="default", help="'default', a .safetensors file, a run folder, or 'gray' (the no-colour baseline)")
-    e.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: 0.38)")
+    e.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: the model's own; 0.38 if it has none)")
     e.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode mode (default: %(default)s)")
     e.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")
     e.add_argument("--subset", choices=("all", "validation"), default="all", help="all photos, or only those 'colorunet train' holds out for validation")
     e.add_argument("--val-fraction", type=float, default=0.1, help="the training run's --val-fraction, with --subset validation (default: 0.1)")
+    e.add_argument("--input-noise", type=float, default=0.0, help="std of Gaussian noise added to the luminance the model sees (robustness to grain); scores stay against the clean original")
     e.add_argument("--report", type=Path, help="folder for the report (default: print the metrics only)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
@@ -135,10 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .batch import plan_jobs, run_jobs
-    from .decode import DEFAULT_TEMPERATURE
     from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 
-    temperature = args.temperature if args.temperature is not None else DEFAULT_TEMPERATURE
+    temperature = args.temperature
     working_size = args.working_size or DEFAULT_WORKING_SIZE
     jobs, problems = plan_jobs(args.inputs, args.output, args.format)
     for _, msg in problems:
@@ -191,7 +191,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .decode import DEFAULT_TEMPERATURE
     from .evaluation import evaluate, evaluation_photos
     from .pipeline import DEFAULT_WORKING_SIZE
 
@@ -199,11 +198,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ev = evaluate(
         photos,
         args.model,
-        args.temperature if args.temperature is not None else DEFAULT_TEMPERATURE,
+        args.temperature,
         args.mode,
         args.working_size or DEFAULT_WORKING_SIZE,
         report=args.report,
         progress=not args.quiet,
+        input_noise=args.input_noise,
     )
     print(json.dumps(ev.metrics, indent=2))
     if args.report:
@@ -238,6 +238,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = {
         "name": m.name,
         "parameters": m.num_parameters,
+        "temperature": m.temperature,
         "model_config": m.config.to_dict(),
         "classes": None if m.quantizer is None else m.quantizer.num_classes,
         "quantizer_centers_uv": None if m.quantizer is None else [[round(float(a), 4) for a in c] for c in m.quantizer.centers],

@@ -21,7 +21,6 @@ from PIL import Image
 from .atomic import atomic_path
 from .color import rgb_to_luma
 from .data import is_grayscale, split_paths
-from .decode import DEFAULT_TEMPERATURE
 from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
 from .metrics import AUC_THRESHOLDS, AccuracyCurve, colorfulness, psnr, ssim
 from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
@@ -63,23 +62,31 @@ def _auc_of_errors(err: np.ndarray) -> float:
 def evaluate(
     photos: list[Path],
     model: str = "default",
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | None = None,
     mode: str = "annealed",
     working_size: int = DEFAULT_WORKING_SIZE,
     report: Path | None = None,
     progress: bool = True,
+    input_noise: float = 0.0,
 ) -> Evaluation:
-    """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked."""
+    """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked.
+
+    ``input_noise`` adds Gaussian noise of that standard deviation to the luminance
+    the model is given (film grain, a noisy scan) while scores are still taken
+    against the clean original: the robustness the paper's noise augmentation is for.
+    """
     from tqdm import tqdm
 
     baseline = str(model) if str(model) in BASELINES else None
     m = None if baseline else get_model(model)
+    if m is not None and temperature is None:
+        temperature = m.temperature
     curve = AccuracyCurve()
     rows: list[dict] = []
     skipped: list[str] = []
     if report is not None:
         (Path(report) / "images").mkdir(parents=True, exist_ok=True)
-    for path in tqdm(photos, desc="evaluating", unit="photo", disable=not progress, file=sys.stderr, leave=False):
+    for index, path in enumerate(tqdm(photos, desc="evaluating", unit="photo", disable=not progress, file=sys.stderr, leave=False)):
         try:
             img = open_image(path)
         except ImageError as e:
@@ -90,11 +97,16 @@ def evaluate(
             skipped.append(f"{path}: greyscale original, nothing to compare")
             continue
         true_rgb = to_uint8(true_rgb).astype(np.float64) / 255
+        given: np.ndarray = to_uint8(true_rgb)
+        if input_noise > 0:
+            luma = rgb_to_luma(true_rgb) + np.random.default_rng((0xE7A1, index)).normal(0, input_noise, true_rgb.shape[:2])
+            given = to_uint8(np.clip(luma, 0, 1))  # (H, W) grey, as a noisy B/W scan would be
         conf = None
         if baseline == "gray":
-            pred = np.repeat(rgb_to_luma(true_rgb)[..., None], 3, axis=2)
+            grey = rgb_to_luma(given.astype(np.float64) / 255) if given.ndim == 3 else given / 255
+            pred = np.repeat(grey[..., None], 3, axis=2)
         else:
-            res = colorize_full(Image.fromarray(to_uint8(true_rgb)), m, temperature, mode, working_size, confidence=report is not None)
+            res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None)
             pred = np.asarray(res.image.convert("RGB"), dtype=np.float64) / 255
             conf = res.confidence_top
         err = curve.add(pred, true_rgb)
@@ -120,6 +132,7 @@ def evaluate(
         "temperature": temperature if mode == "annealed" and m is not None else None,
         "mode": mode if m is not None else None,
         "working_size": working_size,
+        "input_noise": input_noise,
         "photos": len(rows),
         "skipped": len(skipped),
         "auc": curve.auc(),
@@ -192,8 +205,12 @@ def _fmt(v) -> str:
 
 def plot_curves(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     """Plot plain and rebalanced accuracy curves of one or more models."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from .errors import ColorunetError
 
+        raise ColorunetError("the report's plot needs the 'eval' extra: pip install 'colorunet[eval]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -71,7 +71,12 @@ def psnr(pred_rgb: np.ndarray, true_rgb: np.ndarray) -> float:
 
 def ssim(pred_rgb: np.ndarray, true_rgb: np.ndarray) -> float:
     """Structural similarity over RGB in [0, 1] (scikit-image, 7×7 windows, mean over channels)."""
-    from skimage.metrics import structural_similarity
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        from .errors import ColorunetError
+
+        raise ColorunetError("SSIM needs the 'eval' extra: pip install 'colorunet[eval]'") from None
 
     h, w = pred_rgb.shape[:2]
     win = min(7, h, w)

@@ -72,8 +72,12 @@ def photo_problem(img: Image.Image, min_side: int = MIN_SIDE) -> str | None:
 
 def perceptual_hash(img: Image.Image) -> int:
     """64-bit pHash (DCT of a 32×32 grey thumbnail), robust to scaling and re-encoding."""
-    import imagehash
+    try:
+        import imagehash
+    except ImportError:
+        from .errors import ColorunetError
 
+        raise ColorunetError("near-duplicate detection needs the 'data' extra: pip install 'colorunet[data]'") from None
     bits = imagehash.phash(img.convert("RGB")).hash.ravel()
     return int("".join("1" if b else "0" for b in bits), 2)
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .color import luma_chroma_to_rgb, rgb_to_luma
-from .decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps, decode_chroma
+from .decode import check_decode_options, confidence_maps, decode_chroma
 from .images import open_image, to_float_rgb, to_uint8
 from .weights import ColorModel, load_model
 
@@ -104,14 +104,15 @@ def predict_scores(model: ColorModel, y: np.ndarray, working_size: int = DEFAULT
 def colorize_full(
     image: ImageLike,
     model: ModelLike = None,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | None = None,
     mode: str = "annealed",
     working_size: int = DEFAULT_WORKING_SIZE,
     confidence: bool = False,
 ) -> Colorization:
     """Colorize a photo; see ``colorize``. Also returns confidence maps if asked."""
-    check_decode_options(mode, temperature)
     m = get_model(model)
+    temperature = m.temperature if temperature is None else temperature
+    check_decode_options(mode, temperature)
     img = _as_image(image)
     rgb, alpha = to_float_rgb(img)
     y = rgb_to_luma(rgb)  # (H, W), the photo's own luma: kept exactly
@@ -135,7 +136,7 @@ def colorize_full(
 def colorize(
     image: ImageLike,
     model: ModelLike = None,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | None = None,
     mode: str = "annealed",
     working_size: int = DEFAULT_WORKING_SIZE,
 ) -> Image.Image:
@@ -146,7 +147,8 @@ def colorize(
             or a file path. Colour photos are colorized from their own luma.
         model: a ColorModel, a model name ("default"), a ``.safetensors`` file or a
             run folder; None for the shipped default.
-        temperature: annealed-mean temperature T (lower is more vivid).
+        temperature: annealed-mean temperature T (lower is more vivid); None takes
+            the model's own, measured when it was made (``ColorModel.temperature``).
         mode: "annealed", "mean" or "mode".
         working_size: short side at which the network runs.
     Returns:
