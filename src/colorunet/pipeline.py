@@ -101,6 +101,52 @@ def predict_scores(model: ColorModel, y: np.ndarray, working_size: int = DEFAULT
     return out[..., :h, :w].cpu()
 
 
+@dataclass
+class Prediction:
+    """What the network said about a photo, before decoding: enough to re-decode at
+    another temperature or mode without running the network again (the web app does).
+
+    Attributes:
+        model: the model that made it.
+        luma: (H, W) float32 full-resolution luma of the photo.
+        alpha: (H, W) uint8 alpha channel, or None.
+        scores: (1, C, h, w) network output at the working size (logits, or UV).
+    """
+
+    model: ColorModel
+    luma: np.ndarray
+    alpha: np.ndarray | None
+    scores: torch.Tensor
+
+
+def predict(image: ImageLike, model: ModelLike = None, working_size: int = DEFAULT_WORKING_SIZE) -> Prediction:
+    """Steps 1–2: read the photo's luma and run the network at the working size."""
+    m = get_model(model)
+    rgb, alpha = to_float_rgb(_as_image(image))
+    y = rgb_to_luma(rgb)  # (H, W), the photo's own luma: kept exactly
+    return Prediction(m, y, alpha, predict_scores(m, y, working_size))
+
+
+def render(pred: Prediction, temperature: float | None = None, mode: str = "annealed", confidence: bool = False) -> Colorization:
+    """Steps 3–4: decode chroma, upsample it and recombine it with the full-resolution luma."""
+    m = pred.model
+    temperature = m.temperature if temperature is None else temperature
+    check_decode_options(mode, temperature)
+    H, W = pred.luma.shape
+    if m.config.head == "regression":
+        uv_small = pred.scores
+    else:
+        uv_small = decode_chroma(pred.scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
+    uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
+    out = to_uint8(luma_chroma_to_rgb(pred.luma, uv[0], uv[1]))
+    result = Colorization(Image.fromarray(out if pred.alpha is None else np.dstack([out, pred.alpha])))
+    if confidence and m.config.head == "classification":
+        top, margin = confidence_maps(torch.softmax(pred.scores, dim=1))
+        full = F.interpolate(torch.stack([top, margin], dim=1), size=(H, W), mode="bilinear", align_corners=False)[0]
+        result.confidence_top, result.confidence_margin = full[0].numpy(), full[1].numpy()
+    return result
+
+
 def colorize_full(
     image: ImageLike,
     model: ModelLike = None,
@@ -111,26 +157,8 @@ def colorize_full(
 ) -> Colorization:
     """Colorize a photo; see ``colorize``. Also returns confidence maps if asked."""
     m = get_model(model)
-    temperature = m.temperature if temperature is None else temperature
-    check_decode_options(mode, temperature)
-    img = _as_image(image)
-    rgb, alpha = to_float_rgb(img)
-    y = rgb_to_luma(rgb)  # (H, W), the photo's own luma: kept exactly
-    H, W = y.shape
-    scores = predict_scores(m, y, working_size)  # (1, C, h, w)
-    if m.config.head == "regression":
-        uv_small = scores
-    else:
-        uv_small = decode_chroma(scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
-    uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
-    out = to_uint8(luma_chroma_to_rgb(y, uv[0], uv[1]))
-    result_img = Image.fromarray(out if alpha is None else np.dstack([out, alpha]))
-    result = Colorization(result_img)
-    if confidence and m.config.head == "classification":
-        top, margin = confidence_maps(torch.softmax(scores, dim=1))
-        full = F.interpolate(torch.stack([top, margin], dim=1), size=(H, W), mode="bilinear", align_corners=False)[0]
-        result.confidence_top, result.confidence_margin = full[0].numpy(), full[1].numpy()
-    return result
+    check_decode_options(mode, m.temperature if temperature is None else temperature)  # before any work
+    return render(predict(image, m, working_size), temperature, mode, confidence)
 
 
 def colorize(

@@ -1,0 +1,264 @@
+"""``colorunet serve``: a local web page and an HTTP API over the same colorize pipeline.
+
+Endpoints (the OpenAPI schema is at /openapi.json, interactive docs at /docs):
+
+- ``POST /api/colorize``: multipart, the photo in ``image``; optional fields
+  ``temperature``, ``mode``, ``confidence`` (true: return the confidence map
+  instead), ``format`` (png or jpeg; else from ``Accept``). Returns the image, the
+  input's size, and an ``X-Colorunet-Id`` header naming the cached prediction.
+- ``POST /api/recolor``: ``id`` plus the same decode fields: decodes the cached
+  class probabilities again (no network run), for the page's sliders.
+- ``GET /api/health``, ``GET /api/model``.
+
+Errors are JSON, ``{"error": "..."}``: 400 not an image, 404 unknown id, 413 too
+large (bytes or pixels), 415 unsupported type, 422 bad field, 503 busy (with
+Retry-After). Uploads are read into memory under a byte limit enforced while the
+body streams in; nothing is written to disk by the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+
+from ..decode import MODES
+from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, confidence_image, get_model, predict, render
+
+STATIC = Path(__file__).parent / "static"
+RETRY_AFTER_S = 5
+
+
+@dataclass
+class ServerSettings:
+    """Limits and choices of one server.
+
+    Attributes:
+        model: model spec ("default", a file or a run folder).
+        max_upload_bytes: largest request body accepted.
+        max_pixels: largest photo (width × height) accepted, checked before decoding.
+        max_concurrent: colorizations run at once; others wait up to ``queue_timeout_s``.
+        queue_timeout_s: how long a request waits for a slot before a 503.
+        cache_entries: predictions kept for /api/recolor (least recently used go first).
+        working_size: short side the network runs at.
+    """
+
+    model: str = "default"
+    max_upload_bytes: int = 30 * 2**20
+    max_pixels: int = 50_000_000
+    max_concurrent: int = 2
+    queue_timeout_s: float = 10.0
+    cache_entries: int = 8
+    working_size: int = DEFAULT_WORKING_SIZE
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over the limit, by Content-Length or while streaming."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            response = _error(413, f"upload too large: {int(length):,} bytes, the limit is {self.limit:,}")
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, f"upload too large: over the limit of {self.limit:,} bytes")
+            return message
+
+        return await self.app(scope, limited_receive, send)
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class PredictionCache:
+    """The last few predictions, by id, for re-decoding (thread-safe LRU)."""
+
+    def __init__(self, entries: int):
+        self.entries = entries
+        self._items: OrderedDict[str, Prediction] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, pred: Prediction) -> str:
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._items[key] = pred
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> Prediction | None:
+        with self._lock:
+            pred = self._items.get(key)
+            if pred is not None:
+                self._items.move_to_end(key)
+            return pred
+
+
+def _response_format(fmt: str | None, accept: str) -> str:
+    if fmt:
+        return fmt
+    accept = accept.lower()
+    return "jpeg" if "image/jpeg" in accept and "image/png" not in accept else "png"
+
+
+def _encode(img: Image.Image, fmt: str) -> Response:
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        img.convert("RGB").save(buf, format="JPEG", quality=92)
+    else:
+        img.save(buf, format="PNG", compress_level=3)  # fast: a photo barely compresses further
+    return Response(buf.getvalue(), media_type=f"image/{fmt}")
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    model = get_model(settings.model)  # load once, fail at start rather than on the first request
+    cache = PredictionCache(settings.cache_entries)
+    slots = asyncio.Semaphore(settings.max_concurrent)
+    app = FastAPI(title="colorunet", version=_version(), description="Automatic colorization of photographs (ColorUNet).")
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors())
+        return _error(422, problems)
+
+    async def run_limited(fn, *args):
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=settings.queue_timeout_s)
+        except asyncio.TimeoutError:
+            raise HTTPException(503, "busy: too many colorizations at once, try again shortly", {"Retry-After": str(RETRY_AFTER_S)}) from None
+        try:
+            return await run_in_threadpool(fn, *args)
+        finally:
+            slots.release()
+
+    def decode_upload(data: bytes, filename: str, content_type: str | None) -> Image.Image:
+        if content_type and not content_type.startswith("image/") and content_type != "application/octet-stream":
+            raise HTTPException(415, f"{filename}: unsupported type {content_type}; send a photo (JPEG, PNG, WebP, TIFF, BMP)")
+        if content_type == "image/svg+xml":
+            raise HTTPException(415, f"{filename}: SVG is a drawing format, not a photo; send a JPEG, PNG, WebP, TIFF or BMP")
+        if not data:
+            raise HTTPException(400, f"{filename}: empty file")
+        try:
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > settings.max_pixels:
+                raise HTTPException(413, f"{filename}: {w}×{h} pixels is over the limit of {settings.max_pixels:,}")
+            img.load()
+        except HTTPException:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+            if isinstance(e, Image.DecompressionBombError):
+                raise HTTPException(413, f"{filename}: too many pixels") from None
+            raise HTTPException(400, f"{filename}: not an image, or a format that cannot be read") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise HTTPException(400, f"{filename}: cannot decode the image ({e})") from None
+        from PIL import ImageOps
+
+        return ImageOps.exif_transpose(img)
+
+    def answer(pred: Prediction, key: str, temperature: float | None, mode: str, confidence: bool, fmt: str) -> Response:
+        result = render(pred, temperature, mode, confidence=confidence)
+        if confidence and result.confidence_top is not None:
+            response = _encode(confidence_image(result.confidence_top), fmt)
+        else:
+            response = _encode(result.image, fmt)
+        response.headers["X-Colorunet-Id"] = key
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/api/model")
+    async def model_info() -> dict:
+        q = model.quantizer
+        return {
+            "name": model.metadata.get("name", model.name),
+            "parameters": model.num_parameters,
+            "architecture": model.config.to_dict(),
+            "temperature": model.temperature,
+            "modes": list(MODES),
+            "quantizer": None if q is None else {"grid_size": q.grid_size, "classes": q.num_classes, "centers_uv": q.centers.round(4).tolist()},
+            "training_data": model.metadata.get("data"),
+            "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels},
+        }
+
+    @app.post("/api/colorize", responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
+    async def colorize_endpoint(
+        request: Request,
+        image: UploadFile = File(..., description="the photo"),
+        temperature: float | None = Form(None, gt=0, le=100, description="annealed-mean temperature; default: the model's"),
+        mode: Literal["annealed", "mean", "mode"] = Form("annealed"),
+        confidence: bool = Form(False, description="return the confidence map (white = sure) instead of the colorization"),
+        format: Literal["png", "jpeg"] | None = Form(None, description="png or jpeg; default from Accept, else png"),
+    ) -> Response:
+        data = await image.read()
+        name = Path(image.filename or "upload").name  # for messages only; never touches the filesystem
+        img = decode_upload(data, name, image.content_type)
+        fmt = _response_format(format, request.headers.get("accept", ""))
+
+        def work():
+            pred = predict(img, model, settings.working_size)
+            return answer(pred, cache.put(pred), temperature, mode, confidence, fmt)
+
+        return await run_limited(work)
+
+    @app.post("/api/recolor", responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
+    async def recolor_endpoint(
+        request: Request,
+        id: str = Form(..., max_length=64, description="X-Colorunet-Id of an earlier colorization"),
+        temperature: float | None = Form(None, gt=0, le=100),
+        mode: Literal["annealed", "mean", "mode"] = Form("annealed"),
+        confidence: bool = Form(False),
+        format: Literal["png", "jpeg"] | None = Form(None),
+    ) -> Response:
+        pred = cache.get(id)
+        if pred is None:
+            raise HTTPException(404, "unknown or expired id: upload the photo again")
+        fmt = _response_format(format, request.headers.get("accept", ""))
+        return await run_limited(answer, pred, id, temperature, mode, confidence, fmt)
+
+    return app
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
