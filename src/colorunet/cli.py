@@ -107,6 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
 
+    v = sub.add_parser("video", help="colorize a film (or a folder of frames) without flicker",
+                       description="Colorize every frame, smoothing the class probabilities over the last frames (the paper's "
+                                   "temporal smoothing) and starting over at scene cuts. Keeps frame rate, size, timing and audio.")
+    v.add_argument("input", type=Path, metavar="INPUT", help="a video file (anything FFmpeg reads) or a folder of numbered frames")
+    v.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, .mkv, .mov, .webm, .avi) or, for frames, a folder")
+    v.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
+    v.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: the model's own)")
+    v.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed")
+    v.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")
+    v.add_argument("--window", type=int, default=None, help="frames before the current one in the smoothing (default: 20)")
+    v.add_argument("--decay", type=float, default=None, help="α of the weights e^(-α·i) (default: 0.2)")
+    v.add_argument("--cut-threshold", type=_fraction, default=None, help="luminance-histogram change that starts a new shot, in (0, 1] (default: 0.17)")
+    v.add_argument("--no-smooth", action="store_true", help="colorize each frame on its own (flickers)")
+    v.add_argument("--codec", default="libx264", help="video codec (default: %(default)s, H.264)")
+    v.add_argument("--crf", type=int, default=18, help="quality for H.264/H.265, lower is better (default: %(default)s)")
+    v.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_video)
+
     w = sub.add_parser("serve", help="start the local web app and HTTP API (needs the 'web' extra)",
                        description="Serve a web page to colorize photos in the browser, and an HTTP API (OpenAPI schema at /openapi.json).")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this computer only; 0.0.0.0 opens it to the network)")
@@ -208,6 +227,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(ev.metrics, indent=2))
     if args.report:
         print(f"colorunet: report: {args.report / 'index.html'}", file=sys.stderr)
+    return 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .pipeline import DEFAULT_WORKING_SIZE
+    from .video import DEFAULT_CUT_THRESHOLD, DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, VideoError, colorize_frames, colorize_video
+
+    src, dst = args.input, args.output
+    if not src.exists():
+        raise VideoError(f"{src}: no such file or folder")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise VideoError(f"{dst}: the output would overwrite the input; choose another output")
+    if dst.exists() and not args.overwrite and (dst.is_file() or any(dst.iterdir())):
+        raise VideoError(f"{dst}: exists; use --overwrite to replace it")
+    colorizer = FrameColorizer(
+        args.model, args.temperature, args.mode, args.working_size or DEFAULT_WORKING_SIZE,
+        window=DEFAULT_WINDOW if args.window is None else args.window,
+        decay=DEFAULT_DECAY if args.decay is None else args.decay,
+        smooth=not args.no_smooth,
+        cut_threshold=DEFAULT_CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold,
+    )
+    if src.is_dir():
+        report = colorize_frames(src, dst, colorizer, progress=not args.quiet)
+    else:
+        report = colorize_video(src, dst, colorizer, codec=args.codec, crf=args.crf, progress=not args.quiet)
+    if not args.quiet:
+        print(f"colorunet: {report.frames} frames, {report.cuts} scene cuts, {report.frames / max(report.seconds, 1e-9):.1f} frames/s -> {dst}", file=sys.stderr)
     return 0
 
 
