@@ -59,3 +59,17 @@ def test_rebalancing_weights_rare_bins_up():
     assert curve.auc() > 90  # nine of ten pixels are exact
     assert curve.auc(rebalanced=True) < 80  # but half of the colour bins are missed
     assert ab_bins(np.array([[-110.0, -110.0], [0.0, 0.0], [200.0, 200.0]])).tolist() == [0, 11 * 22 + 11, 22 * 22 - 1]
+
+
+def test_stain_fraction():
+    from colorunet.metrics import stain_fraction
+
+    flat = np.full((64, 64, 3), 0.4)
+    flat[..., 0] = 0.6  # an even reddish grey: no stain
+    assert stain_fraction(flat) == 0
+    stained = flat.copy()
+    stained[20:24, 20:24] = [0.35, 0.45, 0.5]  # a bluish blotch of about the same luminance
+    assert stain_fraction(stained) == pytest.approx(16 / 64**2, rel=0.01)
+    edge = flat.copy()
+    edge[:, 32:] = [0.1, 0.1, 0.9]  # a real edge (luminance differs): not a stain
+    assert stain_fraction(edge) == 0

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode: annealed mean (uses T), mean (T = 1) or mode (most likely class) (default: %(default)s)")
     c.add_argument("--working-size", type=_positive_int, default=None, help="short side in pixels at which the network runs; the result keeps the input's size (default: 256)")
     c.add_argument("--confidence", action="store_true", help="also write NAME_confidence.png (top-class probability) and NAME_confidence_ratio.png (1 - p2/p1)")
+    c.add_argument("--refine", action="store_true", help="propagate the colours of the network's most confident pixels along luminance edges (removes stains and bleeding)")
+    c.add_argument("--hints", type=Path, metavar="HINTS.json", help='colours to force: {"points": [{"x": 120, "y": 45, "color": "#c0392b"}], "strokes": [{"points": [[10, 10], [40, 12]], "color": "#2e86c1", "width": 5}]} in pixels of the photo')
     c.add_argument("--format", choices=("png", "jpg", "webp", "tiff", "bmp"), help="output format (default: from the output file's extension, else the input's)")
     c.add_argument("--overwrite", action="store_true", help="replace existing output files (default: keep them and skip)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -102,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")
     e.add_argument("--subset", choices=("all", "validation"), default="all", help="all photos, or only those 'colorunet train' holds out for validation")
     e.add_argument("--val-fraction", type=float, default=0.1, help="the training run's --val-fraction, with --subset validation (default: 0.1)")
+    e.add_argument("--refine", action="store_true", help="score the confidence-seeded propagation (colorize --refine)")
+    e.add_argument("--hint-points", type=int, default=0, metavar="K", help="simulated user: K hints at random pixels, coloured as the original (Zhang et al. 2017's protocol)")
     e.add_argument("--input-noise", type=float, default=0.0, help="std of Gaussian noise added to the luminance the model sees (robustness to grain); scores stay against the clean original")
     e.add_argument("--report", type=Path, help="folder for the report (default: print the metrics only)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -159,6 +163,11 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
     temperature = args.temperature
     working_size = args.working_size or DEFAULT_WORKING_SIZE
+    hints = None
+    if args.hints is not None:
+        from .refine import load_hints
+
+        hints = load_hints(args.hints)
     jobs, problems = plan_jobs(args.inputs, args.output, args.format)
     for _, msg in problems:
         print(f"colorunet: error: {msg}", file=sys.stderr)
@@ -167,7 +176,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     model = get_model(args.model)
     report = run_jobs(
         jobs,
-        lambda path: colorize_full(path, model, temperature, args.mode, working_size, confidence=args.confidence),
+        lambda path: colorize_full(path, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints),
         fmt=args.format,
         overwrite=args.overwrite,
         confidence=args.confidence,
@@ -223,6 +232,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report=args.report,
         progress=not args.quiet,
         input_noise=args.input_noise,
+        refine=args.refine,
+        hint_points=args.hint_points,
     )
     print(json.dumps(ev.metrics, indent=2))
     if args.report:

@@ -22,13 +22,13 @@ from .atomic import atomic_path
 from .color import rgb_to_luma
 from .data import is_grayscale, split_paths
 from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
-from .metrics import AUC_THRESHOLDS, AccuracyCurve, colorfulness, psnr, ssim
+from .metrics import AUC_THRESHOLDS, AccuracyCurve, colorfulness, psnr, ssim, stain_fraction
 from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 
 #: Model names that are baselines rather than networks.
 BASELINES = ("gray",)
 THUMB = 256
-PER_IMAGE_FIELDS = ("photo", "width", "height", "auc", "psnr", "ssim", "colorfulness", "colorfulness_true")
+PER_IMAGE_FIELDS = ("photo", "width", "height", "auc", "psnr", "ssim", "colorfulness", "colorfulness_true", "stain")
 
 
 @dataclass
@@ -53,6 +53,15 @@ def evaluation_photos(folder: Path, subset: str = "all", val_fraction: float = 0
     return paths
 
 
+def _simulated_hints(true_rgb: np.ndarray, k: int, index: int) -> dict:
+    """k point hints at random pixels (seeded per photo), with the original's colour there."""
+    rng = np.random.default_rng((0x4A17, index, k))
+    h, w = true_rgb.shape[:2]
+    ys, xs = rng.integers(0, h, k), rng.integers(0, w, k)
+    colours = to_uint8(true_rgb[ys, xs])
+    return {"points": [{"x": int(x), "y": int(y), "color": "#%02x%02x%02x" % tuple(c)} for x, y, c in zip(xs, ys, colours)]}
+
+
 def _auc_of_errors(err: np.ndarray) -> float:
     k = np.minimum(np.ceil(err.ravel() - 1e-9), len(AUC_THRESHOLDS)).astype(np.int64)
     within = np.cumsum(np.bincount(k, minlength=len(AUC_THRESHOLDS) + 1))[: len(AUC_THRESHOLDS)]
@@ -68,12 +77,17 @@ def evaluate(
     report: Path | None = None,
     progress: bool = True,
     input_noise: float = 0.0,
+    refine: bool = False,
+    hint_points: int = 0,
 ) -> Evaluation:
     """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked.
 
     ``input_noise`` adds Gaussian noise of that standard deviation to the luminance
     the model is given (film grain, a noisy scan) while scores are still taken
     against the clean original: the robustness the paper's noise augmentation is for.
+    ``refine`` scores ``colorize --refine``; ``hint_points`` = k simulates a user who
+    gives k hints at random pixels with the original's colours there (the protocol
+    of Zhang et al. 2017, "Real-Time User-Guided Image Colorization", Fig. 5).
     """
     from tqdm import tqdm
 
@@ -106,7 +120,8 @@ def evaluate(
             grey = rgb_to_luma(given.astype(np.float64) / 255) if given.ndim == 3 else given / 255
             pred = np.repeat(grey[..., None], 3, axis=2)
         else:
-            res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None)
+            hints = _simulated_hints(true_rgb, hint_points, index) if hint_points > 0 else None
+            res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None, refine=refine, hints=hints)
             pred = np.asarray(res.image.convert("RGB"), dtype=np.float64) / 255
             conf = res.confidence_top
         err = curve.add(pred, true_rgb)
@@ -120,6 +135,7 @@ def evaluate(
             "ssim": ssim(pred, true_rgb),
             "colorfulness": colorfulness(pred),
             "colorfulness_true": colorfulness(true_rgb),
+            "stain": stain_fraction(pred),
         }
         rows.append(row)
         if report is not None:
@@ -142,6 +158,9 @@ def evaluate(
         "colorfulness": mean("colorfulness"),
         "colorfulness_true": mean("colorfulness_true"),
         "delta_colorfulness": float(np.mean([abs(r["colorfulness"] - r["colorfulness_true"]) for r in rows])),
+        "stain": mean("stain"),
+        "refine": refine,
+        "hint_points": hint_points,
     }
     ev = Evaluation(metrics, rows, {"plain": curve.curve().tolist(), "rebalanced": curve.curve(rebalanced=True).tolist()})
     if report is not None:

@@ -86,6 +86,42 @@ def ssim(pred_rgb: np.ndarray, true_rgb: np.ndarray) -> float:
     return float(structural_similarity(pred_rgb, true_rgb, channel_axis=-1, data_range=1.0, win_size=win))
 
 
+#: Stain measure: a pixel is stained when its chroma is further than STAIN_CHROMA from
+#: the median chroma of the pixels of similar luminance (|ΔY| < STAIN_LUMA) around it
+#: (a 9×9 window, on the photo scaled to a short side of STAIN_SIZE).
+STAIN_CHROMA = 0.04
+STAIN_LUMA = 0.05
+STAIN_RADIUS = 4
+STAIN_SIZE = 128
+
+
+def stain_fraction(rgb: np.ndarray) -> float:
+    """Share of pixels whose colour disagrees with their luminance-similar neighbourhood.
+
+    The blotches a per-pixel classifier leaves (a patch of blue on grey trousers)
+    are pixels whose chroma differs from that of neighbours that look the same in
+    grey; a well-propagated colouring has few of them.
+    """
+    from PIL import Image
+
+    from .color import rgb_to_yuv
+
+    img = Image.fromarray(np.clip(np.asarray(rgb) * 255 + 0.5, 0, 255).astype(np.uint8))
+    s = STAIN_SIZE / min(img.size)
+    if s < 1:
+        img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BOX)
+    yuv = rgb_to_yuv(np.asarray(img, dtype=np.float64) / 255)
+    r = STAIN_RADIUS
+    pad = np.pad(yuv, ((r, r), (r, r), (0, 0)), mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, (2 * r + 1, 2 * r + 1), axis=(0, 1))  # (h, w, 3, k, k)
+    win = win.reshape(*yuv.shape[:2], 3, -1)
+    similar = np.abs(win[:, :, 0] - yuv[..., :1]) < STAIN_LUMA  # (h, w, k²), the pixel itself included
+    med_u = np.nanmedian(np.where(similar, win[:, :, 1], np.nan), axis=-1)
+    med_v = np.nanmedian(np.where(similar, win[:, :, 2], np.nan), axis=-1)
+    off = np.hypot(yuv[..., 1] - med_u, yuv[..., 2] - med_v)
+    return float((off > STAIN_CHROMA).mean())
+
+
 def colorfulness(rgb: np.ndarray) -> float:
     """Hasler & Süsstrunk's colourfulness M of an RGB image in [0, 1]."""
     rgb = np.asarray(rgb, np.float64) * 255

@@ -25,6 +25,7 @@ from PIL import Image
 from .color import luma_chroma_to_rgb, rgb_to_luma
 from .decode import check_decode_options, confidence_maps, decode_chroma
 from .images import open_image, to_float_rgb, to_uint8
+from .refine import Hints
 from .weights import ColorModel, load_model
 
 #: Short side (pixels) at which the network runs; larger photos are scaled down for it.
@@ -80,19 +81,26 @@ def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def predict_scores(model: ColorModel, y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> torch.Tensor:
-    """Network output for a full-resolution luma image, at the working size.
+def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.ndarray:
+    """The luma the network sees: (h, w) float32, short side ``working_size`` (Lanczos), never upscaled."""
+    h, w = working_shape(*y.shape, working_size)
+    if (h, w) == y.shape:
+        return np.array(y, dtype=np.float32)
+    return np.array(Image.fromarray(np.asarray(y, dtype=np.float32)).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+def predict_scores(model: ColorModel, small: np.ndarray) -> torch.Tensor:
+    """Network output for a working-size luma image.
 
     Args:
-        y: (H, W) float32 luma in [0, 1].
+        small: (h, w) float32 luma in [0, 1] (``working_luma``).
     Returns:
         (1, C, h, w) float32: class logits (C = n) or chroma (C = 2, regression head).
     """
-    h, w = working_shape(*y.shape, working_size)
-    small = y if (h, w) == y.shape else np.asarray(Image.fromarray(y).resize((w, h), Image.Resampling.LANCZOS))
+    h, w = small.shape
     m = model.config.size_multiple
     ph, pw = -h % m, -w % m
-    x = torch.from_numpy(np.array(small, dtype=np.float32))[None, None]  # (1, 1, h, w), a writable copy
+    x = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))[None, None]  # (1, 1, h, w)
     # Replicate, not reflect: reflection needs the pad to be smaller than the image (fails at 1×N).
     x = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
     device = next(model.net.parameters()).device
@@ -111,12 +119,14 @@ class Prediction:
         luma: (H, W) float32 full-resolution luma of the photo.
         alpha: (H, W) uint8 alpha channel, or None.
         scores: (1, C, h, w) network output at the working size (logits, or UV).
+        small_luma: (h, w) the luma the network saw (refinement propagates along it).
     """
 
     model: ColorModel
     luma: np.ndarray
     alpha: np.ndarray | None
     scores: torch.Tensor
+    small_luma: np.ndarray | None = None
 
 
 def predict(image: ImageLike, model: ModelLike = None, working_size: int = DEFAULT_WORKING_SIZE) -> Prediction:
@@ -124,11 +134,20 @@ def predict(image: ImageLike, model: ModelLike = None, working_size: int = DEFAU
     m = get_model(model)
     rgb, alpha = to_float_rgb(_as_image(image))
     y = rgb_to_luma(rgb)  # (H, W), the photo's own luma: kept exactly
-    return Prediction(m, y, alpha, predict_scores(m, y, working_size))
+    small = working_luma(y, working_size)
+    return Prediction(m, y, alpha, predict_scores(m, small), small)
 
 
-def render(pred: Prediction, temperature: float | None = None, mode: str = "annealed", confidence: bool = False) -> Colorization:
-    """Steps 3–4: decode chroma, upsample it and recombine it with the full-resolution luma."""
+def render(
+    pred: Prediction,
+    temperature: float | None = None,
+    mode: str = "annealed",
+    confidence: bool = False,
+    refine: bool = False,
+    hints: Hints | None = None,
+) -> Colorization:
+    """Steps 3–4: decode chroma, optionally propagate it (``refine``, ``hints``),
+    upsample it and recombine it with the full-resolution luma."""
     m = pred.model
     temperature = m.temperature if temperature is None else temperature
     check_decode_options(mode, temperature)
@@ -137,6 +156,8 @@ def render(pred: Prediction, temperature: float | None = None, mode: str = "anne
         uv_small = pred.scores
     else:
         uv_small = decode_chroma(pred.scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
+    if refine or hints:
+        uv_small = _propagate(pred, uv_small, refine, hints)
     uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
     out = to_uint8(luma_chroma_to_rgb(pred.luma, uv[0], uv[1]))
     result = Colorization(Image.fromarray(out if pred.alpha is None else np.dstack([out, pred.alpha])))
@@ -147,6 +168,24 @@ def render(pred: Prediction, temperature: float | None = None, mode: str = "anne
     return result
 
 
+def _propagate(pred: Prediction, uv_small: torch.Tensor, refine: bool, hints: Hints | None) -> torch.Tensor:
+    """Confidence-seeded and/or hint-driven propagation of the chroma (``refine.py``)."""
+    from .refine import rasterize_hints, refine_chroma
+
+    small = pred.small_luma
+    conf = classes = None
+    if refine and pred.model.config.head == "classification":
+        top = torch.softmax(pred.scores, dim=1).max(dim=1)
+        conf, classes = top.values[0].numpy(), top.indices[0].numpy()  # (h, w)
+    mask = hint_uv = None
+    if hints:
+        mask, hint_uv = rasterize_hints(hints, pred.luma.shape, small.shape)
+    if conf is None and mask is None:
+        return uv_small
+    uv = refine_chroma(small, uv_small[0].permute(1, 2, 0).numpy(), conf, mask, hint_uv, classes=classes)
+    return torch.from_numpy(uv).permute(2, 0, 1)[None]  # (1, 2, h, w)
+
+
 def colorize_full(
     image: ImageLike,
     model: ModelLike = None,
@@ -154,11 +193,17 @@ def colorize_full(
     mode: str = "annealed",
     working_size: int = DEFAULT_WORKING_SIZE,
     confidence: bool = False,
+    refine: bool = False,
+    hints: Hints | dict | list | None = None,
 ) -> Colorization:
     """Colorize a photo; see ``colorize``. Also returns confidence maps if asked."""
     m = get_model(model)
     check_decode_options(mode, m.temperature if temperature is None else temperature)  # before any work
-    return render(predict(image, m, working_size), temperature, mode, confidence)
+    if hints is not None and not isinstance(hints, Hints):
+        from .refine import parse_hints
+
+        hints = parse_hints(hints)
+    return render(predict(image, m, working_size), temperature, mode, confidence, refine, hints)
 
 
 def colorize(
@@ -167,6 +212,8 @@ def colorize(
     temperature: float | None = None,
     mode: str = "annealed",
     working_size: int = DEFAULT_WORKING_SIZE,
+    refine: bool = False,
+    hints: Hints | dict | list | None = None,
 ) -> Image.Image:
     """Colorize a photo.
 
@@ -179,11 +226,16 @@ def colorize(
             the model's own, measured when it was made (``ColorModel.temperature``).
         mode: "annealed", "mean" or "mode".
         working_size: short side at which the network runs.
+        refine: propagate the colours of the network's most confident pixels along
+            luminance edges (Levin et al. 2004), to remove stains and bleeding.
+        hints: colours given by a person, ``{"points": [{"x", "y", "color"}],
+            "strokes": [{"points": [[x, y], …], "color", "width"}]}`` in pixel
+            coordinates of the photo; they win where given and spread along edges.
     Returns:
         An RGB PIL image (RGBA if the input had alpha) of the input's size, whose
         luma equals the input's within rounding.
     """
-    return colorize_full(image, model, temperature, mode, working_size).image
+    return colorize_full(image, model, temperature, mode, working_size, refine=refine, hints=hints).image
 
 
 def confidence_image(conf: np.ndarray) -> Image.Image:
