@@ -85,6 +85,23 @@ def test_recolor_reuses_the_prediction(client, monkeypatch):
     assert client.post("/api/recolor", data={"id": "nope"}).status_code == 404
 
 
+def test_refine_and_hints_through_the_api(client):
+    r = _post(client)
+    key = r.headers["x-colorunet-id"]
+    hints = '{"points": [{"x": 100, "y": 300, "color": "#c0392b"}]}'
+    hinted = client.post("/api/recolor", data={"id": key, "hints": hints})
+    refined = client.post("/api/recolor", data={"id": key, "refine": "true"})
+    plain = np.asarray(Image.open(io.BytesIO(r.content)), dtype=float)
+    for resp in (hinted, refined):
+        assert resp.status_code == 200
+        assert np.abs(np.asarray(Image.open(io.BytesIO(resp.content)), dtype=float) - plain).mean() > 0.5
+    a = np.asarray(Image.open(io.BytesIO(hinted.content)), dtype=float)[300, 100]
+    assert a[0] > a[2] + 5  # reddish where the hint is
+    bad = client.post("/api/recolor", data={"id": key, "hints": '{"points": [{"x": 1, "y": 1, "color": "red"}]}'})
+    assert bad.status_code == 422 and "#rrggbb" in bad.json()["error"]
+    assert client.post("/api/recolor", data={"id": key, "hints": "{nope"}).status_code == 422
+
+
 @pytest.mark.parametrize(
     "kwargs,status,words",
     [
@@ -192,6 +209,20 @@ def test_browser_upload_slider_download(server, tmp_path):
         page.wait_for_function("document.querySelector('.card .status').textContent.startsWith('Updated')", timeout=60_000)
         after = page.evaluate("fetch(document.querySelector('.card .after').src).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))")
         assert bytes(before) != bytes(after)
+        # a colour hint: click on the photo, the image changes; undo brings it back
+        grab = "fetch(document.querySelector('.card .after').src).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))"
+        src = lambda: page.get_attribute(".card .after", "src")  # noqa: E731
+        page.eval_on_selector("#hintcolor", "el => { el.value = '#2e86c1'; }")
+        box = page.locator(".card .after").bounding_box()
+        old = src()
+        page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.6)
+        page.wait_for_function(f"document.querySelector('.card .after').src !== '{old}'", timeout=60_000)
+        hinted = page.evaluate(grab)
+        assert bytes(hinted) != bytes(after)
+        old = src()
+        page.click("#undo")
+        page.wait_for_function(f"document.querySelector('.card .after').src !== '{old}'", timeout=60_000)
+        assert bytes(page.evaluate(grab)) == bytes(after)
         page.screenshot(path=str(artifacts / "web.png"), full_page=True)
         with page.expect_download() as dl:
             page.click(".card .png")

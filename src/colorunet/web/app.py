@@ -4,7 +4,8 @@ Endpoints (the OpenAPI schema is at /openapi.json, interactive docs at /docs):
 
 - ``POST /api/colorize``: multipart, the photo in ``image``; optional fields
   ``temperature``, ``mode``, ``confidence`` (true: return the confidence map
-  instead), ``format`` (png or jpeg; else from ``Accept``). Returns the image, the
+  instead), ``refine`` (propagate confident colours), ``hints`` (JSON, as for
+  ``colorize --hints``), ``format`` (png or jpeg; else from ``Accept``). Returns the image, the
   input's size, and an ``X-Colorunet-Id`` header naming the cached prediction.
 - ``POST /api/recolor``: ``id`` plus the same decode fields: decodes the cached
   class probabilities again (no network run), for the page's sliders.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import threading
 import uuid
 from collections import OrderedDict
@@ -36,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..decode import MODES
 from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, confidence_image, get_model, predict, render
+from ..refine import HintError, Hints, parse_hints
 
 STATIC = Path(__file__).parent / "static"
 RETRY_AFTER_S = 5
@@ -186,8 +189,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
         return ImageOps.exif_transpose(img)
 
-    def answer(pred: Prediction, key: str, temperature: float | None, mode: str, confidence: bool, fmt: str) -> Response:
-        result = render(pred, temperature, mode, confidence=confidence)
+    def parse_hint_field(text: str | None) -> Hints | None:
+        if not text:
+            return None
+        try:
+            return parse_hints(json.loads(text), "hints")
+        except json.JSONDecodeError as e:
+            raise HTTPException(422, f"hints: not valid JSON ({e})") from None
+        except HintError as e:
+            raise HTTPException(422, str(e)) from None
+
+    def answer(pred: Prediction, key: str, temperature: float | None, mode: str, confidence: bool, fmt: str,
+               refine: bool = False, hints: Hints | None = None) -> Response:
+        result = render(pred, temperature, mode, confidence=confidence, refine=refine, hints=hints)
         if confidence and result.confidence_top is not None:
             response = _encode(confidence_image(result.confidence_top), fmt)
         else:
@@ -227,8 +241,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         temperature: float | None = Form(None, gt=0, le=100, description="annealed-mean temperature; default: the model's"),
         mode: Literal["annealed", "mean", "mode"] = Form("annealed"),
         confidence: bool = Form(False, description="return the confidence map (white = sure) instead of the colorization"),
+        refine: bool = Form(False, description="propagate the colours of the network's most confident pixels (removes stains)"),
+        hints: str | None = Form(None, max_length=200_000, description='JSON: {"points": [{"x", "y", "color"}], "strokes": [{"points", "color", "width"}]}'),
         format: Literal["png", "jpeg"] | None = Form(None, description="png or jpeg; default from Accept, else png"),
     ) -> Response:
+        hint_set = parse_hint_field(hints)
         data = await image.read()
         name = Path(image.filename or "upload").name  # for messages only; never touches the filesystem
         img = decode_upload(data, name, image.content_type)
@@ -236,7 +253,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
         def work():
             pred = predict(img, model, settings.working_size)
-            return answer(pred, cache.put(pred), temperature, mode, confidence, fmt)
+            return answer(pred, cache.put(pred), temperature, mode, confidence, fmt, refine, hint_set)
 
         return await run_limited(work)
 
@@ -247,13 +264,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         temperature: float | None = Form(None, gt=0, le=100),
         mode: Literal["annealed", "mean", "mode"] = Form("annealed"),
         confidence: bool = Form(False),
+        refine: bool = Form(False),
+        hints: str | None = Form(None, max_length=200_000),
         format: Literal["png", "jpeg"] | None = Form(None),
     ) -> Response:
+        hint_set = parse_hint_field(hints)
         pred = cache.get(id)
         if pred is None:
             raise HTTPException(404, "unknown or expired id: upload the photo again")
         fmt = _response_format(format, request.headers.get("accept", ""))
-        return await run_limited(answer, pred, id, temperature, mode, confidence, fmt)
+        return await run_limited(answer, pred, id, temperature, mode, confidence, fmt, refine, hint_set)
 
     return app
 

@@ -8,7 +8,12 @@ async function errorText(response) {
 }
 
 function settings() {
-  return { temperature: $("#temperature").value, mode: $("#mode").value, confidence: $("#confidence").checked };
+  return { temperature: $("#temperature").value, mode: $("#mode").value, confidence: $("#confidence").checked, refine: $("#refine").checked };
+}
+
+function hintsJSON(card) {
+  const h = card.hints;
+  return h.points.length || h.strokes.length ? JSON.stringify(h) : "";
 }
 
 function select(card) {
@@ -33,7 +38,7 @@ function setStatus(card, text, isError = false) {
 
 async function colorize(file) {
   const el = $("#card").content.firstElementChild.cloneNode(true);
-  const card = { el, id: null, url: null, blob: null, name: file.name, busy: 0 };
+  const card = { el, id: null, url: null, blob: null, name: file.name, busy: 0, hints: { points: [], strokes: [] }, history: [] };
   state.cards.push(card);
   $(".name", el).textContent = file.name;
   $(".before", el).src = URL.createObjectURL(file);
@@ -41,6 +46,7 @@ async function colorize(file) {
   $(".before", el).addEventListener("load", () => { $(".before", el).style.width = $(".compare", el).clientWidth + "px"; });
   el.addEventListener("click", () => select(card));
   el.addEventListener("focus", () => select(card));
+  attachPainter(card);
   $(".png", el).addEventListener("click", e => { e.stopPropagation(); download(card, "png"); });
   $(".jpeg", el).addEventListener("click", e => { e.stopPropagation(); download(card, "jpeg"); });
   $("#results").prepend(el);
@@ -56,6 +62,7 @@ async function colorize(file) {
   form.append("temperature", s.temperature);
   form.append("mode", s.mode);
   form.append("confidence", s.confidence);
+  form.append("refine", s.refine);
   form.append("format", "png");
   const response = await fetch("/api/colorize", { method: "POST", body: form });
   if (!response.ok) { setStatus(card, await errorText(response), true); return; }
@@ -71,10 +78,52 @@ async function recolor(card, format = "png") {
   form.append("temperature", s.temperature);
   form.append("mode", s.mode);
   form.append("confidence", format === "png" ? s.confidence : false);
+  form.append("refine", s.refine);
+  const hints = hintsJSON(card);
+  if (hints) form.append("hints", hints);
   form.append("format", format);
   const response = await fetch("/api/recolor", { method: "POST", body: form });
   if (!response.ok) { setStatus(card, await errorText(response), true); return null; }
   return response.blob();
+}
+
+// Hints: a click adds a point, a drag a stroke, in pixels of the original photo.
+function attachPainter(card) {
+  const area = $(".compare", card.el);
+  let stroke = null;
+  const toPhoto = e => {
+    const img = $(".after", card.el);
+    const r = img.getBoundingClientRect();
+    return [Math.round((e.clientX - r.left) / r.width * img.naturalWidth), Math.round((e.clientY - r.top) / r.height * img.naturalHeight)];
+  };
+  area.addEventListener("pointerdown", e => {
+    if (e.target.classList.contains("split") || !card.id) return;
+    select(card);
+    stroke = [toPhoto(e)];
+    area.setPointerCapture(e.pointerId);
+  });
+  area.addEventListener("pointermove", e => { if (stroke) stroke.push(toPhoto(e)); });
+  area.addEventListener("pointerup", () => {
+    if (!stroke) return;
+    const color = $("#hintcolor").value;
+    const img = $(".after", card.el);
+    if (stroke.length < 3) {
+      card.hints.points.push({ x: stroke[0][0], y: stroke[0][1], color });
+      card.history.push("points");
+    } else {
+      card.hints.strokes.push({ points: stroke, color, width: Math.max(3, Math.round(img.naturalWidth / 150)) });
+      card.history.push("strokes");
+    }
+    stroke = null;
+    settingsChanged();
+  });
+}
+
+function editHints(fn) {
+  const card = state.selected;
+  if (!card || !card.id) return;
+  fn(card);
+  settingsChanged();
 }
 
 let pending = null;
@@ -117,7 +166,28 @@ async function init() {
   drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); addFiles(e.dataTransfer.files); });
   drop.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("#files").click(); } });
   $("#files").addEventListener("change", e => { addFiles(e.target.files); e.target.value = ""; });
-  for (const id of ["temperature", "mode", "confidence"]) $("#" + id).addEventListener("input", settingsChanged);
+  for (const id of ["temperature", "mode", "confidence", "refine"]) $("#" + id).addEventListener("input", settingsChanged);
+  $("#undo").addEventListener("click", () => editHints(c => { const kind = c.history.pop(); if (kind) c.hints[kind].pop(); }));
+  $("#clearhints").addEventListener("click", () => editHints(c => { c.hints = { points: [], strokes: [] }; c.history = []; }));
+  $("#exporthints").addEventListener("click", () => {
+    const card = state.selected;
+    if (!card) return;
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([JSON.stringify(card.hints, null, 1)], { type: "application/json" }));
+    a.download = card.name.replace(/\.[^.]+$/, "") + "_hints.json";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  });
+  $("#importhints").addEventListener("change", async e => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (!file) return;
+    try {
+      const h = JSON.parse(await file.text());
+      editHints(c => { c.hints = { points: h.points || [], strokes: h.strokes || [] }; c.history = []; });
+    } catch { $("#message").textContent = `${file.name}: not a hints file (JSON).`; }
+  });
   try {
     const info = await (await fetch("/api/model")).json();
     state.limits = info.limits;
