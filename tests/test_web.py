@@ -234,3 +234,16 @@ def test_browser_upload_slider_download(server, tmp_path):
     assert img.size == Image.open(default_sample()).size and img.mode == "RGB"
     assert np.abs(a[..., 0] - a[..., 2]).mean() > 1.0  # colour, not grey
     assert (artifacts / "web.png").stat().st_size > 10_000
+
+
+def test_serve_binds_loopback_by_default_and_warns_otherwise(monkeypatch, capsys):
+    import uvicorn
+
+    from colorunet.cli import main
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: calls.append((host, port)))
+    assert main(["serve"]) == 0
+    assert calls[-1] == ("127.0.0.1", 8000) and "warning" not in capsys.readouterr().err
+    assert main(["serve", "--host", "0.0.0.0", "--port", "9000"]) == 0
+    assert calls[-1] == ("0.0.0.0", 9000) and "other computers on the network" in capsys.readouterr().err

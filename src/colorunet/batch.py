@@ -32,7 +32,11 @@ class BatchReport:
 
 
 def _with_format(path: Path, fmt: str | None) -> Path:
-    return path.with_suffix("." + fmt.lower().lstrip(".")) if fmt else path
+    if fmt:
+        return path.with_suffix("." + fmt.lower().lstrip("."))
+    if path.suffix.lower() not in FORMATS:
+        return path.with_suffix(".png")  # e.g. a GIF: 256 colours cannot hold a colorized photo
+    return path
 
 
 def _is_dir_target(output: Path, inputs: list[Path]) -> bool:
@@ -116,6 +120,8 @@ def run_jobs(
             continue
         try:
             result = colorize_one(job.src)
+            for note in result.notes:
+                tqdm.write(f"colorunet: {job.src}: {note}", file=sys.stderr)
             save_image(result.image, job.dst, fmt)
             if confidence and result.confidence_top is not None:
                 top_path, ratio_path = confidence_paths(job.dst)

@@ -2,12 +2,16 @@
 
 A checkpoint is a dict of tensors and plain values saved with ``torch.save`` to a
 temporary file, fsynced and renamed, so a crash at any moment leaves either the
-previous checkpoint or the new one, never a torn file. It is read back with
-``weights_only=True``: a checkpoint from elsewhere cannot execute code.
+previous checkpoint or the new one, never a torn file. Its SHA-256 is written
+beside it (``step_N.pt.sha256``, also atomically, after the checkpoint): a
+checkpoint without a matching checksum (damaged on disk, or cut off before its
+checksum was written) is skipped and the one before it is used. It is read back
+with ``weights_only=True``: a checkpoint from elsewhere cannot execute code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -43,22 +47,44 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
     path = checkpoint_path(run_dir, step)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+    with atomic_path(_checksum_path(path)) as tmp:
+        tmp.write_text(_sha256(path) + "\n")
     for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
+        _checksum_path(old).unlink(missing_ok=True)
     return path
 
 
-def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+def _checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_latest_checkpoint(run_dir: Path, log=None) -> tuple[dict[str, Any], Path] | None:
     """The newest readable checkpoint of the run, or None if there is none.
 
-    A checkpoint that fails to load (damaged disk, truncated copy) is skipped with
-    a warning and the one before it is used.
+    A checkpoint whose checksum is missing or wrong, or that fails to load, is
+    skipped with a warning and the one before it is used.
     """
     import warnings
 
+    log = log or (lambda msg: warnings.warn(msg, stacklevel=3))
     for _, path in reversed(list_checkpoints(run_dir)):
+        checksum = _checksum_path(path)
+        expected = checksum.read_text().strip() if checksum.exists() else None
+        if expected != _sha256(path):
+            why = "no checksum (cut off while being written?)" if expected is None else "checksum mismatch (damaged)"
+            log(f"colorunet: {path}: {why}; trying an older checkpoint")
+            continue
         try:
             return torch.load(path, map_location="cpu", weights_only=True), path
         except Exception as e:  # any failure to unpickle means the file is unusable
-            warnings.warn(f"{path}: unreadable checkpoint, trying an older one ({type(e).__name__})", stacklevel=2)
+            log(f"colorunet: {path}: unreadable checkpoint ({type(e).__name__}); trying an older one")
     return None

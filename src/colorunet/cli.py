@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--max-upload-mb", type=_positive_float, default=30, help="largest upload in MiB (default: %(default)s)")
     w.add_argument("--max-megapixels", type=_positive_float, default=50, help="largest photo in megapixels (default: %(default)s)")
     w.add_argument("--max-concurrent", type=_positive_int, default=2, help="colorizations at once; others wait, then get 503 (default: %(default)s)")
+    w.add_argument("--queue-timeout", type=_positive_float, default=10.0, help="seconds a request waits for a free slot before 503 + Retry-After (default: %(default)s)")
     w.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("data", help="build training data sets")
@@ -280,6 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=int(args.max_megapixels * 1e6),
         max_concurrent=args.max_concurrent,
+        queue_timeout_s=args.queue_timeout,
     )
     app = create_app(settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

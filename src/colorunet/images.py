@@ -18,12 +18,15 @@ from .atomic import atomic_path
 from .errors import ColorunetError
 
 #: File name extensions colorunet reads when given a folder.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: Output formats by extension.
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-#: Largest picture decoded (pixels). Pillow's own guard is a warning at 89 MP; a
-#: bigger header is refused before its pixels are decoded.
+#: Largest picture decoded (pixels). A bigger header is refused before its pixels
+#: are decoded (a "decompression bomb": a few kB of PNG that would need 10 GB).
 MAX_PIXELS = 200_000_000
+# Pillow's own guard refuses at twice its limit, inside Image.open; align it with
+# ours so that our check, which names the limit, is the one users meet.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 JPEG_QUALITY = 95
 
 
@@ -64,7 +67,9 @@ def open_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, draft_shor
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 img.load()
+            frames = frame_count(img)
             img = ImageOps.exif_transpose(img)
+            img.info["frames"] = frames  # an animation: only the first frame was loaded
     except ImageError:
         raise
     except FileNotFoundError:
@@ -73,11 +78,16 @@ def open_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, draft_shor
         raise ImageError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: refused, too many pixels ({e})") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: refused, more pixels than the limit of {max_pixels:,}") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: cannot decode image ({e})") from None
     return img
+
+
+def frame_count(img: Image.Image) -> int:
+    """Frames in an image file (animated GIF, WebP, APNG, multi-page TIFF); 1 for a still."""
+    return int(getattr(img, "n_frames", 1) or 1)
 
 
 def to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

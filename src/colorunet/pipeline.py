@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Union
@@ -43,11 +43,13 @@ class Colorization:
         image: RGB (or RGBA, when the input had alpha) PIL image, the input's size.
         confidence_top: (H, W) float32 probability of the most likely class, or None.
         confidence_margin: (H, W) float32 1 − p₂/p₁, or None.
+        notes: things the user should know (e.g. only the first frame of an animation was used).
     """
 
     image: Image.Image
     confidence_top: np.ndarray | None = None
     confidence_margin: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @lru_cache(maxsize=4)
@@ -127,15 +129,20 @@ class Prediction:
     alpha: np.ndarray | None
     scores: torch.Tensor
     small_luma: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def predict(image: ImageLike, model: ModelLike = None, working_size: int = DEFAULT_WORKING_SIZE) -> Prediction:
     """Steps 1–2: read the photo's luma and run the network at the working size."""
     m = get_model(model)
-    rgb, alpha = to_float_rgb(_as_image(image))
+    img = _as_image(image)
+    notes = []
+    if img.info.get("frames", 1) > 1:
+        notes.append(f"animated ({img.info['frames']} frames): the first frame was colorized")
+    rgb, alpha = to_float_rgb(img)
     y = rgb_to_luma(rgb)  # (H, W), the photo's own luma: kept exactly
     small = working_luma(y, working_size)
-    return Prediction(m, y, alpha, predict_scores(m, small), small)
+    return Prediction(m, y, alpha, predict_scores(m, small), small, notes)
 
 
 def render(
@@ -160,7 +167,7 @@ def render(
         uv_small = _propagate(pred, uv_small, refine, hints)
     uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
     out = to_uint8(luma_chroma_to_rgb(pred.luma, uv[0], uv[1]))
-    result = Colorization(Image.fromarray(out if pred.alpha is None else np.dstack([out, pred.alpha])))
+    result = Colorization(Image.fromarray(out if pred.alpha is None else np.dstack([out, pred.alpha])), notes=list(pred.notes))
     if confidence and m.config.head == "classification":
         top, margin = confidence_maps(torch.softmax(pred.scores, dim=1))
         full = F.interpolate(torch.stack([top, margin], dim=1), size=(H, W), mode="bilinear", align_corners=False)[0]

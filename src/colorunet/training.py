@@ -185,7 +185,7 @@ class Trainer:
         RESUMABLE_OVERRIDES apply, e.g. more ``steps`` to extend a finished run.
         """
         out = self.out_dir
-        existing = load_latest_checkpoint(out) if resume else None
+        existing = load_latest_checkpoint(out, log=lambda msg: print(msg, file=sys.stderr)) if resume else None
         if not resume and (out / CONFIG_FILENAME).exists():
             raise ValueError(f"{out}: already holds a training run; use --resume to continue it, or another --out")
         if resume and existing is None:

@@ -147,7 +147,7 @@ class FrameColorizer:
             self.previous_hist = hist
             smoothed = self.smoother.push(torch.softmax(pred.scores, dim=1))
             # log p̂ decodes like logits (the decode re-normalises p^(1/T) anyway)
-            pred = Prediction(pred.model, pred.luma, pred.alpha, torch.log(smoothed.clamp_min(1e-12)))
+            pred = Prediction(pred.model, pred.luma, pred.alpha, torch.log(smoothed.clamp_min(1e-12)), pred.small_luma)
         return render(pred, self.temperature, self.mode).image
 
 

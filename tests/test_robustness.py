@@ -1,0 +1,243 @@
+"""Hostile and odd input, faults and fuzzing: nothing crashes, nothing is lost."""
+
+import io
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import colorunet
+from colorunet.color import rgb_to_luma
+from colorunet.images import ImageError
+
+from conftest import synthetic_photo
+
+RNG = np.random.default_rng(0)
+PHOTO = synthetic_photo(RNG, 30, 40)
+
+
+def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def png_header_bomb(w: int = 60000, h: int = 60000) -> bytes:
+    """A valid PNG signature and IHDR claiming w×h pixels, with a tiny IDAT."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+
+
+def hostile_corpus() -> dict[str, tuple[bytes, str]]:
+    """name -> (bytes, expected: "ok", "ok-alpha", "ok-note" or a word of the error)."""
+    jpeg = _bytes(Image.fromarray(PHOTO), "JPEG")
+    png = _bytes(Image.fromarray(PHOTO), "PNG")
+    pal = Image.fromarray(PHOTO).convert("P", palette=Image.Palette.ADAPTIVE)
+    pal.info["transparency"] = 0
+    frames = [Image.fromarray(synthetic_photo(RNG, 20, 20)) for _ in range(3)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    return {
+        "zero bytes.jpg": (b"", "not an image"),
+        "truncated.jpg": (jpeg[: len(jpeg) // 2], "cannot decode"),
+        "truncated.png": (png[: len(png) // 2], "cannot decode"),
+        "text.jpg": (b"just some text, not a photo\n" * 10, "not an image"),
+        "page.png": (b"<!doctype html><html><body>hi</body></html>", "not an image"),
+        "drawing.jpg": (b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="5" height="5"/></svg>', "not an image"),
+        "cmyk.jpg": (_bytes(Image.fromarray(PHOTO).convert("CMYK"), "JPEG"), "ok"),
+        "sixteen bit.png": (_bytes(Image.fromarray((PHOTO[..., 0].astype(np.uint16) * 257)), "PNG"), "ok"),
+        "palette.png": (_bytes(pal, "PNG"), "ok-alpha"),
+        "la.png": (_bytes(Image.fromarray(PHOTO[..., 0]).convert("LA"), "PNG"), "ok-alpha"),
+        "rgba.png": (_bytes(Image.fromarray(np.dstack([PHOTO, PHOTO[..., 1]])), "PNG"), "ok-alpha"),
+        "one.png": (_bytes(Image.fromarray(PHOTO[:1, :1]), "PNG"), "ok"),
+        "row.png": (_bytes(Image.fromarray(PHOTO[:1, :17]), "PNG"), "ok"),
+        "three.png": (_bytes(Image.fromarray(PHOTO[:3, :3]), "PNG"), "ok"),
+        "bomb.png": (png_header_bomb(), "200,000,000"),
+        "animated.gif": (gif.getvalue(), "ok-note"),
+        "ünïcödé name.png": (png, "ok"),
+    }
+
+
+def test_hostile_corpus_through_the_cli(tmp_path):
+    src = tmp_path / "in put"
+    src.mkdir()
+    corpus = hostile_corpus()
+    for name, (data, _) in corpus.items():
+        (src / name).write_bytes(data)
+    out = tmp_path / "out"
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    assert time.perf_counter() - t < 120  # no hang
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    for name, (data, expected) in corpus.items():
+        produced = out / (name if not name.endswith(".gif") else name[:-4] + ".png")
+        mentions = [ln for ln in lines if name in ln]
+        if expected.startswith("ok"):
+            assert produced.exists(), (name, r.stderr)
+            img = Image.open(produced)
+            assert img.size == Image.open(io.BytesIO(data)).size
+            if expected == "ok-alpha":
+                assert img.mode == "RGBA", name
+            if expected == "ok-note":
+                assert any("first frame" in ln for ln in mentions), name
+        else:
+            assert not produced.exists(), name
+            assert len(mentions) == 1 and expected in mentions[0], (name, mentions)
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*"))
+
+
+def test_alpha_is_kept_exactly_and_luma_follows_the_input(tmp_path):
+    corpus = hostile_corpus()
+    img = Image.open(io.BytesIO(corpus["rgba.png"][0]))
+    out = colorunet.colorize(img)
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], np.asarray(img)[..., 3])
+    sixteen = Image.open(io.BytesIO(corpus["sixteen bit.png"][0]))
+    y = rgb_to_luma(np.asarray(colorunet.colorize(sixteen), dtype=float) / 255)
+    assert np.abs(y - np.asarray(sixteen, dtype=float) / 65535).max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation(tmp_path, orientation):
+    img = Image.fromarray(synthetic_photo(RNG, 20, 36))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    img.save(path, exif=exif)
+    out = colorunet.colorize(path)
+    assert out.size == ((36, 20) if orientation <= 4 else (20, 36))
+
+
+def test_api_errors_name_the_file(tmp_path, monkeypatch):
+    with pytest.raises(ImageError, match="is a directory"):
+        colorunet.colorize(tmp_path)
+    with pytest.raises(ImageError, match="no such file"):
+        colorunet.colorize(tmp_path / "nope.jpg")
+    locked = tmp_path / "locked.jpg"
+    locked.write_bytes(_bytes(Image.fromarray(PHOTO), "JPEG"))
+    real_open = Image.open
+
+    def deny(fp, *a, **k):  # root reads anything, so refuse the way the OS would
+        if str(fp) == str(locked):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *a, **k)
+
+    monkeypatch.setattr(Image, "open", deny)
+    with pytest.raises(ImageError, match="locked.jpg: permission denied"):
+        colorunet.colorize(locked)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    h=st.integers(1, 40), w=st.integers(1, 40), mode=st.sampled_from(["L", "RGB", "RGBA"]), seed=st.integers(0, 2**16),
+    temperature=st.floats(0.05, 5.0), decode=st.sampled_from(["annealed", "mean", "mode"]), working_size=st.integers(8, 64),
+    refine=st.booleans(),
+)
+def test_property_size_and_luma_are_kept(h, w, mode, seed, temperature, decode, working_size, refine):
+    rng = np.random.default_rng(seed)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    a = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    img = Image.fromarray(a[..., 0] if mode == "L" else a, mode=None)
+    out = colorunet.colorize(img, temperature=temperature, mode=decode, working_size=working_size, refine=refine)
+    assert out.size == img.size
+    y_in = rgb_to_luma(np.asarray(img.convert("RGB"), dtype=float) / 255)
+    y_out = rgb_to_luma(np.asarray(out.convert("RGB"), dtype=float) / 255)
+    assert np.abs(y_in - y_out).max() <= 0.5 / 255 + 1e-9
+
+
+def _train_cmd(photo_dir, out, steps):
+    return [sys.executable, "-m", "colorunet", "train", str(photo_dir), "--out", str(out), "--steps", str(steps), "--batch-size", "4",
+            "--crop", "32", "--load-size", "48", "--checkpoint-every", "5", "--keep-checkpoints", "3", "-q"]
+
+
+def test_kill_9_mid_training_then_resume_is_exact(photo_dir, tmp_path):
+    steps = 60
+    full = tmp_path / "full"
+    subprocess.run(_train_cmd(photo_dir, full, steps), check=True, capture_output=True, timeout=300)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(photo_dir, run, steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    rng = np.random.default_rng(int(time.time()))
+    target = int(rng.integers(10, 40))  # a random moment, after a few checkpoints
+    while time.time() < deadline:
+        done = sorted((run / "checkpoints").glob("step_*.pt.sha256")) if (run / "checkpoints").exists() else []
+        if done and int(done[-1].name[5:14]) >= target:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run(_train_cmd(photo_dir, run, steps) + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a = colorunet.load_model(full).net.state_dict()
+    b = colorunet.load_model(run).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_damaged_checkpoint_is_detected_and_the_previous_one_used(photo_dir, tmp_path):
+    run = tmp_path / "run"
+    subprocess.run(_train_cmd(photo_dir, run, 15), check=True, capture_output=True, timeout=300)
+    newest = run / "checkpoints" / "step_000000015.pt"
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    r = subprocess.run(_train_cmd(photo_dir, run, 20) + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "checksum mismatch" in r.stderr
+    import csv
+
+    from colorunet.checkpoint import load_latest_checkpoint
+
+    # resumed from step 10 (the log's rows after it were dropped and redone), ended at 20
+    assert [int(row["step"]) for row in csv.DictReader(open(run / "log.csv"))] == list(range(1, 21))
+    assert load_latest_checkpoint(run)[0]["step"] == 20
+
+
+def test_http_api_survives_the_corpus():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from colorunet.web.app import ServerSettings, create_app
+
+    client = TestClient(create_app(ServerSettings()))
+    for name, (data, expected) in hostile_corpus().items():
+        r = client.post("/api/colorize", files={"image": (name, data, "application/octet-stream")})
+        if expected.startswith("ok"):
+            assert r.status_code == 200, (name, r.text)
+        else:
+            assert r.status_code in (400, 413, 415) and "error" in r.json(), (name, r.status_code)
+
+
+def test_schema_fuzzing_finds_no_server_errors():
+    schemathesis = pytest.importorskip("schemathesis")
+    pytest.importorskip("fastapi")
+    from colorunet.web.app import ServerSettings, create_app
+
+    app = create_app(ServerSettings(max_upload_bytes=2**20))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    failures = []
+    for op in schema.get_all_operations():
+        operation = op.ok()
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def fuzz(case):
+            response = case.call()
+            if response.status_code >= 500:
+                failures.append((operation.label, response.status_code, response.text[:200]))
+
+        fuzz()
+    assert not failures, failures
