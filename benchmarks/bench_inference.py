@@ -1,7 +1,16 @@
-"""End-to-end colorize time and peak memory, per photo size.
+"""Network forward speed, and end-to-end colorize time and peak memory per photo size.
 
-    python benchmarks/bench_inference.py
-    python benchmarks/bench_inference.py --sizes 256x256 4000x3000 --model runs/mine
+    python benchmarks/bench_inference.py                      # both parts
+    python benchmarks/bench_inference.py --part network
+    python benchmarks/bench_inference.py --part end-to-end --sizes 256x256 4000x3000 --model runs/mine
+
+Network part, in one process: ColorUNet's paper preset, the shipped model's
+preset and Zhang et al.'s eccv16 architecture, at 256² and 512², batch 1 and 16,
+each run as a user would naively run it (fp32, eager, NCHW) and as colorunet runs
+it (bf16 autocast + channels_last where the CPU has bf16 units, as in
+``pipeline.predict_scores``): ms per batch, images/s, FLOPs per image (torch's
+FlopCounterMode) and achieved GFLOP/s, next to this machine's matmul peak
+(fp32 and bf16, measured in the same run).
 
 Each size runs in a fresh Python process (so the peak resident memory is that
 photo's alone): one JPEG of that size is written, colorized once to warm up,
@@ -13,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,28 +55,135 @@ def child(size: str, model: str, repeats: int, working_size: int) -> dict:
         t = time.perf_counter()
         save_image(result.image, Path(tmp) / "out.png")
         encode = time.perf_counter() - t
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = vm_hwm_mb("self")
     return {"size": size, "megapixels": w * h / 1e6, "colorize_s": min(times), "png_encode_s": encode, "peak_rss_mb": peak_mb}
+
+
+def vm_hwm_mb(pid) -> float:
+    """Peak resident memory of a process (Linux VmHWM; unlike ru_maxrss it is not inherited over fork)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def matmul_peak(dtype, n: int = 2048, repeats: int = 5) -> float:
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def network_part(model_spec: str, budget_s: float) -> None:
+    sys.path.insert(0, str(SRC))
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from colorunet.hardware import inference_dtype
+    from colorunet.model import ColorUNet, ColorUNetConfig
+    from colorunet.model_eccv16 import ECCV16Net
+    from colorunet.pipeline import get_model
+
+    shipped = get_model(model_spec).config
+    nets = {"paper": ColorUNet(ColorUNetConfig()), f"shipped {shipped.widths}": ColorUNet(ColorUNetConfig(**shipped.to_dict())), "eccv16": ECCV16Net()}
+    ours = inference_dtype(torch.device("cpu"))
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; colorunet runs {str(ours).replace('torch.', '')} + channels_last")
+    print(f"# matmul peak (2048², this run): fp32 {matmul_peak(torch.float32):.0f} GFLOP/s, bf16 {matmul_peak(torch.bfloat16):.0f} GFLOP/s")
+    print(f"{'network':<22}{'input':>10}{'batch':>6}{'GFLOP/img':>10}{'naive ms':>10}{'ours ms':>9}{'speed-up':>9}{'ours img/s':>11}{'ours GFLOP/s':>13}")
+    results = {}
+    for name, net in nets.items():
+        net.eval()
+        for size in (256, 512):
+            for batch in (1, 16):
+                x = torch.rand(batch, 1, size, size)
+                with FlopCounterMode(display=False) as fc, torch.inference_mode():
+                    net(x[:1])
+                gflop = fc.get_total_flops() / 1e9
+
+                def timed(fn) -> float:
+                    with torch.inference_mode():
+                        t = time.perf_counter()
+                        fn()
+                        first = time.perf_counter() - t
+                        n = max(1, min(20, int(budget_s / max(first, 1e-4))))
+                        t = time.perf_counter()
+                        for _ in range(n):
+                            fn()
+                        return (time.perf_counter() - t) / n
+
+                naive = timed(lambda: net(x))
+                net_cl, x_cl = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
+                def fast():
+                    with torch.autocast("cpu", dtype=ours, enabled=ours != torch.float32):
+                        return net_cl(x_cl)
+
+                mine = timed(fast)
+                net.to(memory_format=torch.contiguous_format)
+                results[(name, size, batch)] = (naive, mine)
+                print(f"{name:<22}{f'{size}²':>10}{batch:>6}{gflop:>10.2f}{naive * 1e3:>10.1f}{mine * 1e3:>9.1f}{naive / mine:>8.2f}x"
+                      f"{batch / mine:>11.1f}{gflop * batch / mine:>13.0f}", flush=True)
+    paper = results[("paper", 256, 1)][1]
+    print(f"# at 256², batch 1: eccv16 as colorunet runs it / paper ColorUNet as colorunet runs it = {results[('eccv16', 256, 1)][1] / paper:.1f}x")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("all", "network", "end-to-end"), default="all")
+    p.add_argument("--budget", type=float, default=2.0, help="seconds of timing per network configuration (at most 20 repeats)")
     p.add_argument("--sizes", nargs="+", default=["256x256", "1024x1024", "4000x3000"])
     p.add_argument("--model", default="default")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--working-size", type=int, default=256)
+    p.add_argument("--folder", type=int, default=200, help="photos in the folder test (1 megapixel JPEGs; 0 to skip)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.model, args.repeats, args.working_size)))
         return
-    print(f"# model {args.model}, working size {args.working_size}, best of {args.repeats} (after one warm-up)")
+    if args.part in ("all", "network"):
+        network_part(args.model, args.budget)
+    if args.part == "network":
+        return
+    print(f"# end to end: model {args.model}, working size {args.working_size}, best of {args.repeats} (after one warm-up)")
     print(f"{'size':>11}{'MP':>7}{'colorize s':>12}{'PNG encode s':>14}{'peak RSS MB':>13}")
     for size in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--child", size, "--model", args.model, "--repeats", str(args.repeats),
                               "--working-size", str(args.working_size)], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{r['size']:>11}{r['megapixels']:>7.1f}{r['colorize_s']:>12.3f}{r['png_encode_s']:>14.2f}{r['peak_rss_mb']:>13.0f}", flush=True)
+    if args.folder:
+        folder_part(args.folder, args.model)
+
+
+def folder_part(n: int, model: str) -> None:
+    """`colorunet colorize DIR -o OUT` on n one-megapixel JPEGs, as a user runs it (cold process)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "photos"
+        src.mkdir()
+        for i in range(n):
+            small = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
+            Image.fromarray(small).resize((1155, 866), Image.Resampling.BICUBIC).save(src / f"photo_{i:04d}.jpg", quality=90)
+        t = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(Path(tmp) / "out"), "--model", model, "-q"])
+        peak = 0.0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, vm_hwm_mb(proc.pid))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                pass
+            time.sleep(0.05)
+        dt = time.perf_counter() - t
+        assert proc.returncode == 0
+    print(f"# folder: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, peak RSS {peak:.0f} MB")
 
 
 if __name__ == "__main__":

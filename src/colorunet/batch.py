@@ -96,6 +96,12 @@ def confidence_paths(dst: Path) -> tuple[Path, Path]:
     return dst.with_name(f"{dst.stem}_confidence.png"), dst.with_name(f"{dst.stem}_confidence_ratio.png")
 
 
+#: Photos decoded ahead of the network, and results waiting to be written: enough
+#: to keep both cores busy, few enough that memory stays flat for any folder size.
+PREFETCH = 2
+PENDING_WRITES = 2
+
+
 def run_jobs(
     jobs: list[Job],
     colorize_one,
@@ -104,35 +110,79 @@ def run_jobs(
     confidence: bool = False,
     progress: bool = True,
 ) -> BatchReport:
-    """Colorize each job's photo with ``colorize_one(path) -> Colorization`` and save it.
+    """Colorize each job's photo with ``colorize_one(image) -> Colorization`` and save it.
 
-    Errors are per photo: the message is printed and the batch goes on.
+    A streaming pipeline: decoding the next photos and encoding the last results
+    run in background threads (Pillow releases the GIL while it works) while the
+    network runs on the current one; both queues are bounded (PREFETCH,
+    PENDING_WRITES). Errors are per photo: the message is printed and the batch
+    goes on.
     """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
+    from .images import open_image
     from .pipeline import confidence_image
 
     report = BatchReport()
-    bar = tqdm(jobs, desc="colorizing", unit="photo", disable=not progress or len(jobs) < 2, file=sys.stderr, dynamic_ncols=True)
-    for job in bar:
+    todo = []
+    for job in jobs:
         if job.dst.exists() and not overwrite:
             report.skipped.append((job.src, f"{job.dst}: exists, kept (use --overwrite to replace it)"))
-            continue
-        try:
-            result = colorize_one(job.src)
+        else:
+            todo.append(job)
+
+    def fail(job: Job, e: Exception) -> None:
+        msg = str(e) if isinstance(e, ImageError) else f"{job.src}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'failed'}"
+        report.failed.append((job.src, msg))
+        tqdm.write(f"colorunet: error: {msg}", file=sys.stderr)
+
+    def write(job: Job, result) -> None:
+        save_image(result.image, job.dst, fmt)
+        if confidence and result.confidence_top is not None:
+            top_path, ratio_path = confidence_paths(job.dst)
+            save_image(confidence_image(result.confidence_top), top_path)
+            save_image(confidence_image(result.confidence_margin), ratio_path)
+
+    errors = (ColorunetError, MemoryError, RuntimeError, ValueError, OSError)
+    bar = tqdm(total=len(todo), desc="colorizing", unit="photo", disable=not progress or len(todo) < 2, file=sys.stderr, dynamic_ncols=True)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="colorunet-io") as pool:
+        loads = deque()
+        writes: deque = deque()
+
+        def finish_write() -> None:
+            job, future = writes.popleft()
+            try:
+                future.result()
+                report.done.append(job.dst)
+            except errors as e:
+                fail(job, e)
+            bar.update(1)
+
+        queue = iter(todo)
+        for job in queue:
+            loads.append((job, pool.submit(open_image, job.src)))
+            if len(loads) > PREFETCH:
+                break
+        while loads:
+            job, future = loads.popleft()
+            nxt = next(queue, None)
+            if nxt is not None:
+                loads.append((nxt, pool.submit(open_image, nxt.src)))
+            try:
+                result = colorize_one(future.result())
+            except errors as e:
+                fail(job, e)
+                bar.update(1)
+                continue
             for note in result.notes:
                 tqdm.write(f"colorunet: {job.src}: {note}", file=sys.stderr)
-            save_image(result.image, job.dst, fmt)
-            if confidence and result.confidence_top is not None:
-                top_path, ratio_path = confidence_paths(job.dst)
-                save_image(confidence_image(result.confidence_top), top_path)
-                save_image(confidence_image(result.confidence_margin), ratio_path)
-            report.done.append(job.dst)
-        except ImageError as e:
-            report.failed.append((job.src, str(e)))
-            tqdm.write(f"colorunet: error: {e}", file=sys.stderr)
-        except (ColorunetError, MemoryError, RuntimeError, ValueError) as e:
-            msg = f"{job.src}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'failed'}"
-            report.failed.append((job.src, msg))
-            tqdm.write(f"colorunet: error: {msg}", file=sys.stderr)
+            writes.append((job, pool.submit(write, job, result)))
+            while len(writes) > PENDING_WRITES:
+                finish_write()
+        while writes:
+            finish_write()
+    bar.close()
     return report

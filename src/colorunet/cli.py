@@ -177,7 +177,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     model = get_model(args.model)
     report = run_jobs(
         jobs,
-        lambda path: colorize_full(path, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints),
+        lambda image: colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints),
         fmt=args.format,
         overwrite=args.overwrite,
         confidence=args.confidence,

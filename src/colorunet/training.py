@@ -26,6 +26,7 @@ from .atomic import atomic_path
 from .checkpoint import CheckpointError, load_latest_checkpoint, save_checkpoint
 from .data import CropBatches, chroma_histogram, load_photos, photo_folder, split_paths, validation_batch
 from .losses import SOFT_K, SOFT_SIGMA_CELLS, rebalanced_cross_entropy, regression_loss, soft_encode, soft_rebalanced_cross_entropy
+from .hardware import pick_device, pick_dtype
 from .model import ColorUNet, ColorUNetConfig, count_parameters
 from .presets import PRESETS
 from .quantize import GRID_SIZE, Quantizer
@@ -107,33 +108,6 @@ def resolve_configs(preset: str, model_overrides: dict[str, Any], train_override
     m = dict(PRESETS[preset]["model"]) | {k: v for k, v in model_overrides.items() if v is not None}
     t = dict(PRESETS[preset]["train"]) | {k: v for k, v in train_overrides.items() if v is not None}
     return ColorUNetConfig(**m), TrainConfig(preset=preset, **t)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but PyTorch sees no CUDA device")
-    return torch.device(name)
-
-
-def cpu_has_bf16() -> bool:
-    """bf16 matrix units (AVX512-BF16 or AMX): where bf16 autocast pays off on a CPU."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "fp32":
-        return torch.float32
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
 def learning_rate(step: int, total: int, cfg: TrainConfig) -> float:
