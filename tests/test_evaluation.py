@@ -46,3 +46,16 @@ def test_validation_subset_is_the_trainers(tmp_path):
 
     val = evaluation_photos(tmp_path, "validation", 0.2)
     assert val == split_paths(sorted(tmp_path.glob("*.png")), tmp_path, 0.2)[1] and 0 < len(val) < 30
+
+
+def test_mean_colour_baseline_is_one_constant_chroma(tmp_path):
+    from colorunet.color import rgb_to_yuv
+
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(learnable_photo(rng, 40, 60)).save(tmp_path / f"{i}.png")
+    ev = evaluate(evaluation_photos(tmp_path), "mean-colour", progress=False, report=tmp_path / "rep")
+    assert ev.metrics["photos"] == 2 and ev.metrics["colorfulness"] > 0
+    out = np.asarray(Image.open(tmp_path / "rep" / "images" / "0000_output.jpg"), dtype=float) / 255
+    uv = rgb_to_yuv(out)[8:-8, 8:-8, 1:]  # JPEG thumbnail: allow its rounding
+    assert uv.std(axis=(0, 1)).max() < 0.02

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Colorize the luminance of each colour photo and compare with the original. Writes metrics.json, "
                                    "per_image.csv, curves.png and index.html into --report.")
     e.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="folder of colour photos (recursive)")
-    e.add_argument("--model", default="default", help="'default', a .safetensors file, a run folder, or 'gray' (the no-colour baseline)")
+    e.add_argument("--model", default="default", help="'default', a .safetensors file, a run folder, or a baseline: 'gray' (no colour), 'mean-colour' (the training photos' mean colour everywhere)")
     e.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: the model's own; 0.38 if it has none)")
     e.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode mode (default: %(default)s)")
     e.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")

@@ -19,14 +19,17 @@ import numpy as np
 from PIL import Image
 
 from .atomic import atomic_path
-from .color import rgb_to_luma
+from .color import luma_chroma_to_rgb, rgb_to_luma
 from .data import is_grayscale, split_paths
 from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
 from .metrics import AUC_THRESHOLDS, AccuracyCurve, colorfulness, psnr, ssim, stain_fraction
 from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 
-#: Model names that are baselines rather than networks.
-BASELINES = ("gray",)
+#: Model names that are baselines rather than networks: "gray" (no colour) and
+#: "mean-colour" (every pixel gets the mean chroma of the shipped model's training
+#: photos, Σ P̂(b)·centre(b) from its quantiser: the best single guess a model
+#: could make without looking at the photo).
+BASELINES = ("gray", "mean-colour")
 THUMB = 256
 PER_IMAGE_FIELDS = ("photo", "width", "height", "auc", "psnr", "ssim", "colorfulness", "colorfulness_true", "stain")
 
@@ -93,6 +96,10 @@ def evaluate(
 
     baseline = str(model) if str(model) in BASELINES else None
     m = None if baseline else get_model(model)
+    mean_uv = None
+    if baseline == "mean-colour":
+        q = get_model("default").quantizer
+        mean_uv = (q.prior[:, None] * q.centers).sum(0)
     if m is not None and temperature is None:
         temperature = m.temperature
     curve = AccuracyCurve()
@@ -116,9 +123,13 @@ def evaluate(
             luma = rgb_to_luma(true_rgb) + np.random.default_rng((0xE7A1, index)).normal(0, input_noise, true_rgb.shape[:2])
             given = to_uint8(np.clip(luma, 0, 1))  # (H, W) grey, as a noisy B/W scan would be
         conf = None
-        if baseline == "gray":
+        if baseline is not None:
             grey = rgb_to_luma(given.astype(np.float64) / 255) if given.ndim == 3 else given / 255
-            pred = np.repeat(grey[..., None], 3, axis=2)
+            if mean_uv is None:
+                pred = np.repeat(grey[..., None], 3, axis=2)
+            else:
+                u, v = (np.full(grey.shape, c, dtype=np.float32) for c in mean_uv)
+                pred = to_uint8(luma_chroma_to_rgb(grey, u, v)).astype(np.float64) / 255
         else:
             hints = _simulated_hints(true_rgb, hint_points, index) if hint_points > 0 else None
             res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None, refine=refine, hints=hints)
