@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from colorunet.checkpoint import list_checkpoints, load_latest_checkpoint
-from colorunet.data import CropBatches, chroma_histogram, load_photos
+from colorunet.data import CropBatches, load_photos
 from colorunet.losses import rebalanced_cross_entropy
 from colorunet.training import Trainer, learning_rate, resolve_configs
 from colorunet.weights import load_model

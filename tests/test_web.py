@@ -3,7 +3,6 @@
 import asyncio
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys

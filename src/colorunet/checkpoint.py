@@ -11,7 +11,6 @@ with ``weights_only=True``: a checkpoint from elsewhere cannot execute code.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path
+from .checksum import sha256_of
 from .errors import ColorunetError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -48,7 +48,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     with atomic_path(_checksum_path(path)) as tmp:
-        tmp.write_text(_sha256(path) + "\n")
+        tmp.write_text(sha256_of(path) + "\n")
     for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         _checksum_path(old).unlink(missing_ok=True)
@@ -57,14 +57,6 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
 
 def _checksum_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_latest_checkpoint(run_dir: Path, log=None) -> tuple[dict[str, Any], Path] | None:
@@ -79,7 +71,7 @@ def load_latest_checkpoint(run_dir: Path, log=None) -> tuple[dict[str, Any], Pat
     for _, path in reversed(list_checkpoints(run_dir)):
         checksum = _checksum_path(path)
         expected = checksum.read_text().strip() if checksum.exists() else None
-        if expected != _sha256(path):
+        if expected != sha256_of(path):
             why = "no checksum (cut off while being written?)" if expected is None else "checksum mismatch (damaged)"
             log(f"colorunet: {path}: {why}; trying an older checkpoint")
             continue

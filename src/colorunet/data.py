@@ -192,8 +192,13 @@ class CropBatches(torch.utils.data.Dataset):
         }
 
 
+#: The validation loss is computed on (at most) this many held-out photos, in one batch.
+MAX_VALIDATION_PHOTOS = 256
+
+
 def validation_batch(photos: list[np.ndarray], quantizer: Quantizer, crop: int) -> dict[str, torch.Tensor] | None:
-    """Centre crops of the validation photos, clean (no augmentation)."""
+    """Centre crops of the (first MAX_VALIDATION_PHOTOS) validation photos, clean (no augmentation)."""
+    photos = photos[:MAX_VALIDATION_PHOTOS]
     if not photos:
         return None
     ys, uvs, targets = [], [], []

@@ -163,7 +163,7 @@ class Trainer:
         if not resume and (out / CONFIG_FILENAME).exists():
             raise ValueError(f"{out}: already holds a training run; use --resume to continue it, or another --out")
         if resume and existing is None:
-            raise CheckpointError(f"{out}: no checkpoint to resume from")
+            raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); start again with another --out")
         if existing is not None:
             state, ckpt_path = existing
             # A resumed run is the same run: its own configs win over the command line.

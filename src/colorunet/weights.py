@@ -7,7 +7,6 @@ file's metadata, the quantiser's arrays are tensors beside the weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
+from .checksum import sha256_of
 from .decode import DEFAULT_TEMPERATURE
 from .hardware import inference_dtype
 from .errors import ColorunetError
@@ -113,14 +113,6 @@ def resolve_model_path(spec: str | os.PathLike) -> tuple[Path, str | None]:
     if not path.exists():
         raise ModelError(f"{path}: no such model file or folder (known model names: {', '.join(_MODELS)})")
     return path, None
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_model(spec: str | os.PathLike = "default", device: str | torch.device = "cpu") -> ColorModel:
