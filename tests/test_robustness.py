@@ -12,6 +12,8 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import colorunet
@@ -138,8 +140,6 @@ def test_api_errors_name_the_file(tmp_path, monkeypatch):
         colorunet.colorize(locked)
 
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -207,7 +207,6 @@ def test_a_damaged_checkpoint_is_detected_and_the_previous_one_used(photo_dir, t
 
 
 def test_http_api_survives_the_corpus():
-    pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from colorunet.web.app import ServerSettings, create_app
@@ -222,8 +221,8 @@ def test_http_api_survives_the_corpus():
 
 
 def test_schema_fuzzing_finds_no_server_errors():
-    schemathesis = pytest.importorskip("schemathesis")
-    pytest.importorskip("fastapi")
+    import schemathesis
+
     from colorunet.web.app import ServerSettings, create_app
 
     app = create_app(ServerSettings(max_upload_bytes=2**20))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-av = pytest.importorskip("av")
+import av  # noqa: E402
 
 from colorunet.video import (  # noqa: E402
     FrameColorizer,

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("fastapi")
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
