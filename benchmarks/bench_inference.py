@@ -7,8 +7,8 @@
 Network part, in one process: ColorUNet's paper preset, the shipped model's
 preset and Zhang et al.'s eccv16 architecture, at 256² and 512², batch 1 and 16,
 each run as a user would naively run it (fp32, eager, NCHW) and as colorunet runs
-it (bf16 autocast + channels_last where the CPU has bf16 units, as in
-``pipeline.predict_scores``): ms per batch, images/s, FLOPs per image (torch's
+it (conv + batch norm + ReLU fused for ColorUNet, bf16 autocast + channels_last
+where the CPU has bf16 units, as in ``pipeline.predict_scores``): ms per batch, images/s, FLOPs per image (torch's
 FlopCounterMode) and achieved GFLOP/s, next to this machine's matmul peak
 (fp32 and bf16, measured in the same run).
 
@@ -84,7 +84,7 @@ def network_part(model_spec: str, budget_s: float) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from colorunet.hardware import inference_dtype
-    from colorunet.model import ColorUNet, ColorUNetConfig
+    from colorunet.model import ColorUNet, ColorUNetConfig, fused_for_inference
     from colorunet.model_eccv16 import ECCV16Net
     from colorunet.pipeline import get_model
 
@@ -116,7 +116,9 @@ def network_part(model_spec: str, budget_s: float) -> None:
                         return (time.perf_counter() - t) / n
 
                 naive = timed(lambda: net(x))
-                net_cl, x_cl = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+                # as pipeline.predict_scores: conv+BN+ReLU fused (ColorUNet), channels_last, autocast
+                fast_net = fused_for_inference(net) if isinstance(net, ColorUNet) else net
+                net_cl, x_cl = fast_net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
 
                 def fast():
                     with torch.autocast("cpu", dtype=ours, enabled=ours != torch.float32):

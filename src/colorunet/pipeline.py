@@ -106,9 +106,10 @@ def predict_scores(model: ColorModel, small: np.ndarray) -> torch.Tensor:
     # Replicate, not reflect: reflection needs the pad to be smaller than the image (fails at 1×N).
     x = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
     device = next(model.net.parameters()).device
+    # channels_last: the layout oneDNN's and cuDNN's fastest convolutions use
     x = x.to(device).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast(device.type, dtype=model.dtype, enabled=model.dtype != torch.float32):
-        out = model.net(x).float()
+        out = model.inference_net(x).float()
     return out[..., :h, :w].cpu()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from .checksum import sha256_of
 from .decode import DEFAULT_TEMPERATURE
 from .hardware import inference_dtype
 from .errors import ColorunetError
-from .model import ColorUNet, ColorUNetConfig, count_parameters
+from .model import ColorUNet, ColorUNetConfig, count_parameters, fused_for_inference
 from .quantize import Quantizer
 
 FORMAT_NAME = "colorunet"
@@ -58,6 +59,12 @@ class ColorModel:
     @property
     def num_parameters(self) -> int:
         return count_parameters(self.net)
+
+    @cached_property
+    def inference_net(self) -> torch.nn.Module:
+        """``net`` with conv + BN + ReLU fused, channels_last: what colorize runs.
+        Made once, on first use: a ColorModel is for inference, not for training."""
+        return fused_for_inference(self.net).to(memory_format=torch.channels_last)
 
     @property
     def temperature(self) -> float:
@@ -160,6 +167,4 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
                 extra[k] = v
     name = str(spec) if str(spec) in _MODELS else path.stem if path.name != MODEL_FILENAME else path.parent.name
     device = torch.device(device)
-    # channels_last: the layout oneDNN's and cuDNN's fastest convolutions use
-    net = net.to(device=device, memory_format=torch.channels_last).eval()
-    return ColorModel(net, quantizer, name=name, metadata=extra, dtype=inference_dtype(device))
+    return ColorModel(net.to(device).eval(), quantizer, name=name, metadata=extra, dtype=inference_dtype(device))
