@@ -216,7 +216,7 @@ def write_report(report: Path, ev: Evaluation, skipped: list[str]) -> None:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>colorunet evaluation: {html.escape(str(m['model']))}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
-td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}img{{max-width:256px;display:block}}</style></head>
+td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}img{{max-width:min(256px,17vw);display:block}}td:first-child{{overflow-wrap:anywhere;min-width:12em;max-width:18em}}</style></head>
 <body><h1>colorunet evaluation</h1>
 <table>{summary}</table>
 <h2>Cumulative accuracy (share of pixels with Lab ab error ≤ t)</h2><img src="curves.png" alt="accuracy curves" style="max-width:640px">
