@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("-q", "--quiet", action="store_true", help="no per-package messages")
     op.set_defaults(func=cmd_open_photos)
 
+    x = sub.add_parser("export", help="write a model as one ONNX file, checked against PyTorch (needs the 'onnx' extra)")
+    x.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
+    x.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="the file to write")
+    x.add_argument("--check", type=Path, nargs="*", metavar="PHOTO", help="photos to compare ONNX Runtime and PyTorch on (default: the bundled sample)")
+    x.set_defaults(func=cmd_export)
+
     i = sub.add_parser("info", help="describe a model: architecture, quantizer, training")
     i.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
     i.set_defaults(func=cmd_info)
@@ -307,6 +313,17 @@ def cmd_open_photos(args: argparse.Namespace) -> int:
     for why in report.failed_sources:
         print(f"colorunet: not included: {why}", file=sys.stderr)
     return EXIT_FAILED_ITEMS if report.failed_sources else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .pipeline import default_sample
+
+    photos = args.check if args.check else [default_sample()]
+    r = export_onnx(args.model, args.onnx, photos)
+    print(f"colorunet: wrote {r.path} ({r.size_bytes / 1e6:.1f} MB); max |ONNX Runtime - PyTorch|: "
+          f"{r.max_abs_diff_random:.2g} on random inputs, {r.max_abs_diff_photos:.2g} on {len(photos)} photo(s)", file=sys.stderr)
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
