@@ -165,11 +165,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         finally:
             slots.release()
 
-    def decode_upload(data: bytes, filename: str, content_type: str | None) -> Image.Image:
+    def check_upload_type(filename: str, content_type: str | None) -> None:
         if content_type and not content_type.startswith("image/") and content_type != "application/octet-stream":
             raise HTTPException(415, f"{filename}: unsupported type {content_type}; send a photo (JPEG, PNG, WebP, TIFF, BMP)")
         if content_type == "image/svg+xml":
             raise HTTPException(415, f"{filename}: SVG is a drawing format, not a photo; send a JPEG, PNG, WebP, TIFF or BMP")
+
+    def decode_upload(data: bytes, filename: str) -> Image.Image:
         if not data:
             raise HTTPException(400, f"{filename}: empty file")
         try:
@@ -249,10 +251,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         hint_set = parse_hint_field(hints)
         data = await image.read()
         name = Path(image.filename or "upload").name  # for messages only; never touches the filesystem
-        img = decode_upload(data, name, image.content_type)
+        check_upload_type(name, image.content_type)
         fmt = _response_format(format, request.headers.get("accept", ""))
 
         def work():
+            # decoding runs here, in a worker thread: a large photo must not stall the event loop
+            img = decode_upload(data, name)
             pred = predict(img, model, settings.working_size)
             return answer(pred, cache.put(pred), temperature, mode, confidence, fmt, refine, hint_set)
 
