@@ -7,6 +7,7 @@ a one-line message that names the file, so that callers can report it and move o
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -38,6 +39,10 @@ class ImageError(ColorunetError):
     """A photo that cannot be read or written. The message names the file."""
 
 
+class ImageTooLarge(ImageError):
+    """A photo with more pixels than the limit (refused before decoding)."""
+
+
 def find_images(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively, in a stable (sorted) order."""
     folder = Path(folder)
@@ -46,25 +51,31 @@ def find_images(folder: Path) -> list[Path]:
     )
 
 
-def open_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, draft_short_side: int | None = None) -> Image.Image:
+def open_image(
+    path: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS, draft_short_side: int | None = None, name: str | None = None
+) -> Image.Image:
     """Open and fully decode a photo, upright (EXIF orientation applied).
 
-    ``draft_short_side`` lets a JPEG decode at a reduced scale (1/2, 1/4, 1/8) as
-    long as its short side stays at least that long: much faster for training,
-    where photos are downsized anyway.
+    ``path`` may also be the file's bytes (an upload); ``name`` is then what the
+    messages call it. ``draft_short_side`` lets a JPEG decode at a reduced scale
+    (1/2, 1/4, 1/8) as long as its short side stays at least that long: much
+    faster for training, where photos are downsized anyway.
 
     Raises:
-        ImageError: the file is missing, unreadable, not an image, truncated, or
-            larger than ``max_pixels``.
+        ImageTooLarge: more than ``max_pixels`` pixels (checked before decoding).
+        ImageError: the file is missing, unreadable, not an image or truncated.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image file")
+    if isinstance(path, bytes):
+        source, label = io.BytesIO(path), name or "upload"
+    else:
+        source = label = Path(path)
+        if source.is_dir():
+            raise ImageError(f"{label}: is a directory, not an image file")
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageError(f"{path}: {w}×{h} pixels is over the limit of {max_pixels:,} pixels")
+                raise ImageTooLarge(f"{label}: {w}×{h} pixels is over the limit of {max_pixels:,} pixels")
             if draft_short_side and img.format == "JPEG":
                 f = draft_short_side / min(w, h)
                 img.draft("RGB", (max(1, int(w * f + 1)), max(1, int(h * f + 1))))
@@ -77,15 +88,15 @@ def open_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, draft_shor
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(f"{label}: no such file") from None
     except PermissionError:
-        raise ImageError(f"{path}: permission denied") from None
+        raise ImageError(f"{label}: permission denied") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+        raise ImageError(f"{label}: not an image file (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{path}: refused, more pixels than the limit of {max_pixels:,}") from None
+        raise ImageTooLarge(f"{label}: refused, more pixels than the limit of {max_pixels:,}") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: cannot decode image ({e})") from None
+        raise ImageError(f"{label}: cannot decode image ({e})") from None
     return img
 
 

@@ -124,6 +124,7 @@ class Prediction:
         alpha: (H, W) uint8 alpha channel, or None.
         scores: (1, C, h, w) network output at the working size (logits, or UV).
         small_luma: (h, w) the luma the network saw (refinement propagates along it).
+        notes: things the user should know, passed on to the Colorization.
     """
 
     model: ColorModel

@@ -22,7 +22,7 @@ import re
 import sys
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from PIL import Image
 from .atomic import atomic_path
 from .errors import ColorunetError
 from .images import find_images, open_image, save_image
-from .pipeline import DEFAULT_WORKING_SIZE, ModelLike, Prediction, get_model, predict, render
+from .pipeline import DEFAULT_WORKING_SIZE, ModelLike, get_model, predict, render
 
 #: The paper's window (frames before the current one) and decay.
 DEFAULT_WINDOW = 20
@@ -147,7 +147,7 @@ class FrameColorizer:
             self.previous_hist = hist
             smoothed = self.smoother.push(torch.softmax(pred.scores, dim=1))
             # log p̂ decodes like logits (the decode re-normalises p^(1/T) anyway)
-            pred = Prediction(pred.model, pred.luma, pred.alpha, torch.log(smoothed.clamp_min(1e-12)), pred.small_luma)
+            pred = replace(pred, scores=torch.log(smoothed.clamp_min(1e-12)))
         return render(pred, self.temperature, self.mode).image
 
 

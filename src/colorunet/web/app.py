@@ -33,11 +33,11 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from ..decode import MODES
-from ..images import PNG_COMPRESS_LEVEL
+from ..images import PNG_COMPRESS_LEVEL, ImageError, ImageTooLarge, open_image
 from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, confidence_image, get_model, predict, render
 from ..refine import HintError, Hints, parse_hints
 
@@ -175,22 +175,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if not data:
             raise HTTPException(400, f"{filename}: empty file")
         try:
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > settings.max_pixels:
-                raise HTTPException(413, f"{filename}: {w}×{h} pixels is over the limit of {settings.max_pixels:,}")
-            img.load()
-        except HTTPException:
-            raise
-        except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-            if isinstance(e, Image.DecompressionBombError):
-                raise HTTPException(413, f"{filename}: too many pixels") from None
-            raise HTTPException(400, f"{filename}: not an image, or a format that cannot be read") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            raise HTTPException(400, f"{filename}: cannot decode the image ({e})") from None
-        from PIL import ImageOps
-
-        return ImageOps.exif_transpose(img)
+            return open_image(data, settings.max_pixels, name=filename)
+        except ImageTooLarge as e:
+            raise HTTPException(413, str(e)) from None
+        except ImageError as e:
+            raise HTTPException(400, str(e)) from None
 
     def parse_hint_field(text: str | None) -> Hints | None:
         if not text:
