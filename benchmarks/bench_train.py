@@ -41,7 +41,10 @@ def make_photos(folder: Path, n: int = 24, size: tuple[int, int] = (384, 512)) -
 
 def measure(photos: Path, work: Path, preset: str, crop: int, precision: str, device: str, steps: int, warmup: int, batch: int, workers: int) -> float:
     out = work / f"{preset}-{crop}-{precision}-{device}"
+    compile_ = precision.endswith("+compile")
+    precision = precision.removesuffix("+compile")
     mc, cfg = resolve_configs(preset, {}, {
+        "compile": compile_,
         "steps": steps, "crop": crop, "load_size": max(2 * crop, 256), "batch_size": batch, "precision": precision,
         "device": device, "checkpoint_every": 10**9, "val_fraction": 0.0, "workers": workers,
         "channels_last": precision != "fp32-naive",
@@ -59,7 +62,8 @@ def main() -> None:
     p.add_argument("--presets", nargs="+", default=["paper"])
     p.add_argument("--crops", nargs="+", type=int, default=[64, 128])
     p.add_argument("--precisions", nargs="+", default=["fp32-naive", "fp32", "bf16"],
-                   help="fp32-naive: fp32 in NCHW layout (what a plain PyTorch loop does); fp32 and bf16 use channels_last")
+                   help="fp32-naive: fp32 in NCHW layout (what a plain PyTorch loop does); fp32 and bf16 use channels_last; "
+                        "add +compile (bf16+compile) to run the network through torch.compile")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=40)

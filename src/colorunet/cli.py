@@ -64,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_colorize)
 
-    t = sub.add_parser("train", help="train a model on a folder of colour photos", description="Train ColorUNet on a folder of colour photos (recursive). Options left out come from the preset.")
-    t.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="folder of colour photos (jpg, png, webp, bmp, tiff); greyscale photos are skipped")
+    t = sub.add_parser("train", help="train a model on a folder of colour photos (or tar shards)",
+                       description="Train ColorUNet on a folder of colour photos (recursive) or on tar shards made by 'colorunet data shard'. "
+                                   "Options left out come from the preset. Under torchrun (torchrun --nproc_per_node=N -m colorunet train …) "
+                                   "it trains data-parallel on N processes; --batch-size is per process.")
+    t.add_argument("photos", metavar="PHOTOS", help="folder of colour photos (jpg, png, webp, bmp, tiff; greyscale ones are skipped), "
+                                                    "or shards: their folder, their shards.json, or its URL (s3://…, https://…)")
     t.add_argument("--out", type=Path, required=True, help="run folder: checkpoints/, log.csv, config.json and model.safetensors")
     t.add_argument("--preset", default="paper", help="starting configuration: paper, wide or paper-regression (default: %(default)s)")
     length = t.add_mutually_exclusive_group()
@@ -90,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto, cpu or cuda (default: auto)")
     t.add_argument("--workers", type=int, help="data-loader processes; 0 builds batches in the training process (default: 0)")
     t.add_argument("--seed", type=int, help="seed of the data stream and initial weights (default: 0)")
+    t.add_argument("--prior-photos", type=int, help="estimate the colour prior from a sample of this many photos, 0 for all (default: 10000)")
+    t.add_argument("--compile", action="store_const", const=True, help="run the network through torch.compile (faster GPU steps after compiling)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=cmd_train)
@@ -151,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--sources", nargs="+", metavar="PACKAGE", help="only these packages (default: all; see the README)")
     op.add_argument("-q", "--quiet", action="store_true", help="no per-package messages")
     op.set_defaults(func=cmd_open_photos)
+    sh = dsub.add_parser("shard", help="pack a folder of photos into tar shards for training at scale",
+                         description="Shuffle the photos of SRC_DIR (recursive) and write them, unchanged, into WebDataset-style tar files "
+                                     "of --shard-size photos plus an index, OUT_DIR/shards.json, that 'colorunet train OUT_DIR' reads "
+                                     "(copy OUT_DIR to any storage fsspec reads and train from its URL).")
+    sh.add_argument("src", type=Path, metavar="SRC_DIR", help="folder of photos")
+    sh.add_argument("out", type=Path, metavar="OUT_DIR", help="folder for shard-NNNNNN.tar and shards.json")
+    sh.add_argument("--shard-size", type=_positive_int, default=10_000, help="photos per shard (default: %(default)s)")
+    sh.add_argument("--seed", type=int, default=0, help="seed of the shuffle (default: %(default)s)")
+    sh.add_argument("--short-side", type=_positive_int, help="shrink larger photos to this short side and store them as JPEG (quality 95): "
+                                                             "faster decoding when training; use ≥ the training --load-size (default: keep the files as they are)")
+    sh.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sh.set_defaults(func=cmd_shard)
+    ix = dsub.add_parser("index", help="index existing WebDataset-style tar shards for training",
+                         description="Read the image members (and KEY.json 'path' fields, if any) of tar files made by other tools "
+                                     "and write the shards.json that 'colorunet train' needs. Tars may be local paths or fsspec URLs.")
+    ix.add_argument("tars", nargs="+", metavar="TAR", help="tar files (paths or URLs)")
+    ix.add_argument("-o", "--output", type=Path, required=True, help="the index to write (shards.json)")
+    ix.set_defaults(func=cmd_index)
 
     x = sub.add_parser("export", help="write a model as one ONNX file, checked against PyTorch (needs the 'onnx' extra)")
     x.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
@@ -210,7 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--widths: expected comma-separated whole numbers, got {args.widths!r}") from None
     model_overrides = {"widths": widths, "num_classes": args.num_classes, "head": args.head}
     names = ("steps", "epochs", "batch_size", "crop", "load_size", "lr", "rebalance_lambda", "target", "augment",
-             "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed")
+             "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed",
+             "prior_photos", "compile")
     train_overrides = {k: getattr(args, k) for k in names}
     model_config, cfg = resolve_configs(args.preset, model_overrides, train_overrides)
     trainer = Trainer(args.photos, args.out, model_config, cfg, progress=not args.quiet)
@@ -313,6 +338,24 @@ def cmd_open_photos(args: argparse.Namespace) -> int:
     for why in report.failed_sources:
         print(f"colorunet: not included: {why}", file=sys.stderr)
     return EXIT_FAILED_ITEMS if report.failed_sources else 0
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    from .shards import write_shards
+
+    index = write_shards(args.src, args.out, args.shard_size, args.seed, args.short_side, progress=not args.quiet)
+    print(f"colorunet: {index['photos']} photos in {len(index['shards'])} shard(s) in {args.out}; index: {args.out / 'shards.json'}", file=sys.stderr)
+    for name in index["skipped"]:
+        print(f"colorunet: {args.src / name}: skipped, not an image", file=sys.stderr)
+    return EXIT_FAILED_ITEMS if index["skipped"] else 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .shards import index_tars
+
+    index = index_tars(args.tars, args.output)
+    print(f"colorunet: {index['photos']} photos in {len(index['shards'])} shard(s); index: {args.output}", file=sys.stderr)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

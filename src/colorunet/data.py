@@ -17,7 +17,7 @@ import hashlib
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -49,25 +49,36 @@ def split_paths(paths: list[Path], root: Path, val_fraction: float) -> tuple[lis
     extension is left out of the hash: a copy re-encoded as JPEG (a packed copy
     of the folder, say) splits the same way.
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"validation fraction must be in [0, 1), got {val_fraction}")
-    train, val = [], []
-    for p in paths:
-        h = hashlib.sha256(p.relative_to(root).with_suffix("").as_posix().encode()).digest()
-        (val if int.from_bytes(h[:8], "big") / 2**64 < val_fraction else train).append(p)
+    flags = [is_validation(p.relative_to(root).as_posix(), val_fraction) for p in paths]
+    train = [p for p, v in zip(paths, flags) if not v]
+    val = [p for p, v in zip(paths, flags) if v]
     if val_fraction > 0 and not val and len(train) >= 2:
         val.append(train.pop())  # a tiny folder still gets one validation photo
     return train, val
 
 
-def load_photo(path: Path, load_size: int, min_size: int = 0) -> np.ndarray:
+def is_validation(relative_name: str, val_fraction: float) -> bool:
+    """Whether the photo with this relative path (posix, extension ignored) is held out.
+
+    The same rule serves folders and tar shards (which record each photo's path
+    relative to the folder they were made from), so both split a corpus alike.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    stem = PurePosixPath(relative_name).with_suffix("").as_posix()
+    h = hashlib.sha256(stem.encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < val_fraction
+
+
+def load_photo(path: Path | bytes, load_size: int, min_size: int = 0, name: str | None = None) -> np.ndarray:
     """Decode a photo, resized (Lanczos) so its short side is ``load_size``; (H, W, 3) uint8.
 
     Photos smaller than that are not blown up to it (a 64-px thumbnail scaled ×4
     teaches blur); they are only enlarged to ``min_size`` (the crop) if they are
-    smaller still, so that a crop fits.
+    smaller still, so that a crop fits. ``path`` may be the file's bytes (a
+    record of a tar shard); ``name`` is then what error messages call it.
     """
-    img = open_image(path, draft_short_side=load_size)
+    img = open_image(path, draft_short_side=load_size, name=name)
     w, h = img.size
     img = img.convert("RGB")
     short = min(w, h)
@@ -116,8 +127,24 @@ def load_photos(paths: list[Path], load_size: int, progress: bool = True, min_si
     return PhotoSet(photos, kept, skipped)
 
 
-def chroma_histogram(photos: list[np.ndarray], grid_size: int, max_pixels_per_photo: int = 65536) -> ChromaHistogram:
-    """The prior P̂ over grid cells, from (a regular subsample of) every photo's pixels."""
+def prior_sample(n_photos: int, max_photos: int, seed: int) -> list[int]:
+    """Which photos the colour prior is estimated from: all, or a seeded sample of ``max_photos``.
+
+    The prior P̂ of a few thousand photos is as good as that of a million (its
+    32 largest cells are what matters), and a sample keeps start-up time flat
+    however large the corpus is.
+    """
+    if max_photos <= 0 or n_photos <= max_photos:
+        return list(range(n_photos))
+    return sorted(np.random.default_rng((seed, 0x9121)).choice(n_photos, size=max_photos, replace=False).tolist())
+
+
+def chroma_histogram(photos, grid_size: int, max_pixels_per_photo: int = 65536) -> ChromaHistogram:
+    """The prior P̂ over grid cells, in one pass over (a regular subsample of) each photo's pixels.
+
+    ``photos`` is any iterable of (H, W, 3) uint8 arrays: a list, or a generator
+    decoding photos one at a time.
+    """
     hist = ChromaHistogram.empty(grid_size)
     for a in photos:
         stride = max(1, int(np.sqrt(a.shape[0] * a.shape[1] / max_pixels_per_photo)))
@@ -130,8 +157,14 @@ class CropBatches(torch.utils.data.Dataset):
     """Batch number ``step`` of the training stream; a pure function of (seed, step).
 
     The stream of samples is the concatenation of one random permutation of the
-    photos per epoch; step s takes samples [s·B, (s+1)·B). Each sample's crop,
-    flip and noise come from a generator seeded by (seed, sample number).
+    photos per epoch (or, for tar shards, the order ``photos.photo_of`` gives).
+    Each sample's crop, flip and noise come from a generator seeded by
+    (seed, sample number), so the stream is a function of the global sample
+    number alone. A step consumes ``batch_size × world_size`` consecutive
+    samples, rank r taking the r-th slice of ``batch_size``: ranks see disjoint
+    photos within an epoch, and a run resumed with another number of processes
+    continues the same stream from ``sample_base`` (the samples consumed before
+    ``start_step``). With one process, step s takes samples [s·B, (s+1)·B).
     """
 
     def __init__(
@@ -143,8 +176,12 @@ class CropBatches(torch.utils.data.Dataset):
         seed: int,
         augment: bool = True,
         num_steps: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+        sample_base: int | None = None,
     ):
-        if not photos:
+        if not len(photos):
             raise ValueError("no training photos")
         self.photos = photos
         self.quantizer = quantizer
@@ -153,11 +190,22 @@ class CropBatches(torch.utils.data.Dataset):
         self.seed = seed
         self.augment = augment
         self.num_steps = num_steps
+        self.rank = rank
+        self.world_size = world_size
+        self.start_step = start_step
+        self.sample_base = start_step * batch_size * world_size if sample_base is None else sample_base
+
+    def first_sample(self, step: int) -> int:
+        """Global number of this rank's first sample in ``step``."""
+        b = self.batch_size
+        return self.sample_base + (step - self.start_step) * b * self.world_size + self.rank * b
 
     def __len__(self) -> int:
         return self.num_steps
 
     def _photo_of(self, k: int) -> int:
+        if hasattr(self.photos, "photo_of"):
+            return self.photos.photo_of(k)
         n = len(self.photos)
         perm = np.random.default_rng((self.seed, 0xE0C, k // n)).permutation(n)
         return int(perm[k % n])
@@ -183,8 +231,8 @@ class CropBatches(torch.utils.data.Dataset):
         return y[None], np.ascontiguousarray(yuv[..., 1:].transpose(2, 0, 1)), target
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
-        b = self.batch_size
-        ys, uvs, targets = zip(*(self.sample(step * b + i) for i in range(b)))
+        first = self.first_sample(step)
+        ys, uvs, targets = zip(*(self.sample(first + i) for i in range(self.batch_size)))
         return {
             "y": torch.from_numpy(np.stack(ys)),  # (B, 1, c, c)
             "uv": torch.from_numpy(np.stack(uvs)),  # (B, 2, c, c)

@@ -24,18 +24,20 @@ import torch
 
 from .atomic import atomic_path
 from .checkpoint import CheckpointError, load_latest_checkpoint, save_checkpoint
-from .data import CropBatches, chroma_histogram, load_photos, photo_folder, split_paths, validation_batch
+from . import distributed
+from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, split_paths, validation_batch
 from .losses import SOFT_K, SOFT_SIGMA_CELLS, rebalanced_cross_entropy, regression_loss, soft_encode, soft_rebalanced_cross_entropy
 from .hardware import pick_device, pick_dtype
 from .model import ColorUNet, ColorUNetConfig, count_parameters
 from .presets import PRESETS
 from .quantize import GRID_SIZE, Quantizer
+from .shards import ShardPhotos, decode_some, is_shard_source, is_url, split_records
 from .weights import MODEL_FILENAME, save_model
 
 CONFIG_FILENAME = "config.json"
 LOG_FILENAME = "log.csv"
 #: Options that may change when a run is resumed (the rest would change the run itself).
-RESUMABLE_OVERRIDES = ("steps", "epochs", "workers", "device", "checkpoint_every", "keep_checkpoints")
+RESUMABLE_OVERRIDES = ("steps", "epochs", "workers", "device", "checkpoint_every", "keep_checkpoints", "compile")
 LOG_FIELDS = ("step", "epoch", "loss", "val_loss", "lr", "images_per_s", "elapsed_s")
 
 
@@ -62,6 +64,13 @@ class TrainConfig:
         device: "auto" (CUDA if present), "cpu" or "cuda".
         workers: data-loader processes (0: build batches in the training process).
         seed: seeds the data stream and the initial weights.
+        prior_photos: the colour prior P̂ is estimated from a seeded sample of at most this
+            many training photos (0: all of them).
+        compile: run the network through ``torch.compile`` (faster steps on GPUs after a
+            minute of compiling; needs a C++ compiler on CPUs).
+
+    ``batch_size`` is per process: under ``torchrun`` with W processes a step
+    consumes W × batch_size crops.
     """
 
     preset: str = "paper"
@@ -85,6 +94,8 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     seed: int = 0
+    prior_photos: int = 10_000
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps < 1:
@@ -122,8 +133,9 @@ def learning_rate(step: int, total: int, cfg: TrainConfig) -> float:
 class Trainer:
     """One training run in ``out_dir``: new, or resumed from its newest checkpoint."""
 
-    def __init__(self, photos_dir: Path, out_dir: Path, model_config: ColorUNetConfig, cfg: TrainConfig, progress: bool = True):
-        self.photos_dir = Path(photos_dir)
+    def __init__(self, photos_dir: Path | str, out_dir: Path, model_config: ColorUNetConfig, cfg: TrainConfig, progress: bool = True):
+        # A folder of photos, or tar shards: a folder with shards.json, the index itself, or a URL.
+        self.photos_dir = photos_dir if is_url(str(photos_dir)) else Path(photos_dir)
         self.out_dir = Path(out_dir)
         self.model_config = model_config
         self.cfg = cfg
@@ -136,20 +148,36 @@ class Trainer:
             print(msg, file=sys.stderr)
 
     # --- the pieces of a run ---
-    def _photos(self):
+    def _data(self) -> _TrainingData:
+        cfg = self.cfg
+        if is_shard_source(self.photos_dir):
+            # Shards: photos are decoded on demand, in the loader workers; only the
+            # validation photos and the prior's sample are decoded up front.
+            train_rec, val_rec = split_records(self.photos_dir, cfg.val_fraction)
+            train = ShardPhotos(train_rec, cfg.load_size, cfg.crop, cfg.seed)
+            val = ShardPhotos(val_rec, cfg.load_size, cfg.crop, cfg.seed) if len(val_rec) else None
+            val_photos = list(decode_some(val, list(range(min(MAX_VALIDATION_PHOTOS, len(val_rec)))))) if val else []
+            return _TrainingData(
+                train, val_photos, train_rec.names, 0,
+                lambda: decode_some(train, prior_sample(len(train), cfg.prior_photos, cfg.seed)),
+            )
         paths = photo_folder(self.photos_dir)
-        train_paths, val_paths = split_paths(paths, self.photos_dir, self.cfg.val_fraction)
-        train = load_photos(train_paths, self.cfg.load_size, progress=self.progress, min_size=self.cfg.crop)
-        val = load_photos(val_paths, self.cfg.load_size, progress=self.progress, min_size=self.cfg.crop)
+        train_paths, val_paths = split_paths(paths, self.photos_dir, cfg.val_fraction)
+        train = load_photos(train_paths, cfg.load_size, progress=self.progress, min_size=cfg.crop)
+        val = load_photos(val_paths, cfg.load_size, progress=self.progress, min_size=cfg.crop)
         for why in train.skipped + val.skipped:
             self.log(f"colorunet: {why}")
         if not train.photos:
             raise ValueError(f"{self.photos_dir}: no usable colour photos for training")
-        return train, val
+        names = [p.relative_to(self.photos_dir).as_posix() for p in train.paths]
+        return _TrainingData(
+            train.photos, val.photos, names, len(train.skipped) + len(val.skipped),
+            lambda: (train.photos[i] for i in prior_sample(len(train.photos), cfg.prior_photos, cfg.seed)),
+        )
 
-    def _data_digest(self, train_paths: list[Path]) -> str:
-        rel = "\n".join(p.relative_to(self.photos_dir).as_posix() for p in train_paths)
-        return hashlib.sha256(rel.encode()).hexdigest()[:16]
+    @staticmethod
+    def _data_digest(names: list[str]) -> str:
+        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
     def run(self, resume: bool = False, resume_overrides: dict[str, Any] | None = None) -> Path:
         """Train to the end and return the path of ``model.safetensors``.
@@ -158,12 +186,22 @@ class Trainer:
         ``resume_overrides`` (options given again on the command line) only
         RESUMABLE_OVERRIDES apply, e.g. more ``steps`` to extend a finished run.
         """
+        world = distributed.from_environment()
+        try:
+            return self._run(world, resume, resume_overrides)
+        finally:
+            distributed.shutdown(world)
+
+    def _run(self, world: distributed.World, resume: bool, resume_overrides: dict[str, Any] | None) -> Path:
         out = self.out_dir
+        device = distributed.init(world, pick_device(self.cfg.device))
+        self.progress = self.progress and world.is_main  # one bar and one log, from rank 0
         existing = load_latest_checkpoint(out, log=lambda msg: print(msg, file=sys.stderr)) if resume else None
         if not resume and (out / CONFIG_FILENAME).exists():
             raise ValueError(f"{out}: already holds a training run; use --resume to continue it, or another --out")
         if resume and existing is None:
             raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); start again with another --out")
+        distributed.barrier(world)  # every rank has looked before rank 0 writes config.json
         if existing is not None:
             state, ckpt_path = existing
             # A resumed run is the same run: its own configs win over the command line.
@@ -181,19 +219,25 @@ class Trainer:
         cfg = self.cfg
 
         torch.manual_seed(cfg.seed)
-        device = pick_device(cfg.device)
+        if existing is not None and not world.distributed:
+            device = pick_device(cfg.device)  # the resumed run's own (or a newly given) device
         dtype = pick_dtype(cfg.precision, device)
-        train, val = self._photos()
+        data = self._data()
+        digest = self._data_digest(data.names)
 
         if existing is not None:
             quantizer = Quantizer.from_arrays({k: v.numpy() for k, v in state["quantizer"].items()})
-            if state.get("data_digest") != self._data_digest(train.paths):
-                self.log("colorunet: warning: the photo folder changed since this run started; batches will differ")
+            if state.get("data_digest") != digest:
+                self.log("colorunet: warning: the training photos changed since this run started; batches will differ")
         else:
-            quantizer = Quantizer.fit(chroma_histogram(train.photos, GRID_SIZE), self.model_config.num_classes)
+            # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
+            hist = chroma_histogram(data.prior(), GRID_SIZE) if world.is_main else None
+            quantizer = Quantizer.fit(distributed.broadcast(world, hist), self.model_config.num_classes)
 
         net = ColorUNet(self.model_config)
-        steps_per_epoch = math.ceil(len(train.photos) / cfg.batch_size)
+        n_train = len(data.train)
+        global_batch = cfg.batch_size * world.world_size
+        steps_per_epoch = math.ceil(n_train / global_batch)
         total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * steps_per_epoch
         val_every = cfg.val_every or max(steps_per_epoch, 100)
 
@@ -201,11 +245,21 @@ class Trainer:
         net = net.to(device=device, memory_format=memory_format)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start = 0
+        sample_base = 0
         if existing is not None:
             net.load_state_dict(state["net"])
             opt.load_state_dict(state["optimizer"])
             start = int(state["step"])
             torch.set_rng_state(state["torch_rng"])
+            sample_base = int(state.get("samples", start * cfg.batch_size))
+            if int(state.get("world_size", 1)) != world.world_size:
+                self.log(f"colorunet: the run had {state.get('world_size', 1)} processes, now {world.world_size}; "
+                         f"the data stream continues at sample {sample_base:,} (batch {global_batch} per step from here)")
+        model = net
+        if world.distributed:
+            model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            model = torch.compile(model)
         class_weights = torch.from_numpy(quantizer.rebalance_weights(cfg.rebalance_lambda)).float().to(device)
         centers = torch.from_numpy(quantizer.centers).to(device)
 
@@ -224,7 +278,7 @@ class Trainer:
             moved["y"] = moved["y"].contiguous(memory_format=memory_format)
             return moved
 
-        val_batch = validation_batch(val.photos, quantizer, cfg.crop)
+        val_batch = validation_batch(data.val, quantizer, cfg.crop)
 
         def validate() -> float | None:
             if val_batch is None:
@@ -239,9 +293,9 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         data_summary = {
             "photos_dir": str(self.photos_dir),
-            "train_photos": len(train.photos),
-            "val_photos": len(val.photos),
-            "skipped": len(train.skipped) + len(val.skipped),
+            "train_photos": n_train,
+            "val_photos": len(data.val),
+            "skipped": data.skipped,
         }
         resolved = {
             "model_config": self.model_config.to_dict(),
@@ -251,11 +305,19 @@ class Trainer:
             "device": str(device),
             "dtype": str(dtype).replace("torch.", ""),
             "total_steps": total,
+            "world_size": world.world_size,
         }
-        _write_json_atomic(out / CONFIG_FILENAME, resolved)
-        logger = _CsvLog(out / LOG_FILENAME, start)
+        if world.is_main:
+            _write_json_atomic(out / CONFIG_FILENAME, resolved)
+        logger = _CsvLog(out / LOG_FILENAME, start) if world.is_main else None
 
         def save(step: int, val_loss: float | None, finished: bool) -> None:
+            """Rank 0 writes (the weights are the same on every rank); the others wait for it."""
+            if world.is_main:
+                _save(step, val_loss, finished)
+            distributed.barrier(world)
+
+        def _save(step: int, val_loss: float | None, finished: bool) -> None:
             cpu_net = {k: v.detach().cpu() for k, v in net.state_dict().items()}
             save_checkpoint(
                 out,
@@ -268,7 +330,10 @@ class Trainer:
                     "model_config": self.model_config.to_dict(),
                     "train_config": asdict(cfg),
                     "quantizer": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in quantizer.to_arrays().items()},
-                    "data_digest": self._data_digest(train.paths),
+                    "data_digest": digest,
+                    "samples": sample_base + (step - start) * global_batch,
+                    "world_size": world.world_size,
+                    "rank": world.rank,
                 },
                 keep=cfg.keep_checkpoints,
             )
@@ -292,7 +357,10 @@ class Trainer:
             self.log(f"colorunet: run already at step {start} of {total}; nothing to do")
             return out / MODEL_FILENAME
 
-        dataset = CropBatches(train.photos, quantizer, cfg.batch_size, cfg.crop, cfg.seed, cfg.augment, num_steps=total)
+        dataset = CropBatches(
+            data.train, quantizer, cfg.batch_size, cfg.crop, cfg.seed, cfg.augment, num_steps=total,
+            rank=world.rank, world_size=world.world_size, start_step=start, sample_base=sample_base,
+        )
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=None,
@@ -316,17 +384,18 @@ class Trainer:
                 g["lr"] = lr
             b = to_device(batch)
             with autocast():
-                pred = net(b["y"])
+                pred = model(b["y"])
             loss = loss_of(pred, b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_value = loss.detach().item()
+            loss_value = distributed.mean(world, loss.detach()).item()
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; try a lower --lr")
-            window_n += cfg.batch_size
+            window_n += global_batch
             done = step + 1
-            row: dict[str, Any] = {"step": done, "epoch": f"{done / steps_per_epoch:.3f}", "loss": f"{loss_value:.5f}", "lr": f"{lr:.3g}"}
+            epochs_done = (sample_base + (done - start) * global_batch) / n_train  # by samples: right across world sizes
+            row: dict[str, Any] = {"step": done, "epoch": f"{epochs_done:.3f}", "loss": f"{loss_value:.5f}", "lr": f"{lr:.3g}"}
             if done % val_every == 0 or done == total:
                 val_loss = validate()
                 row["val_loss"] = "" if val_loss is None else f"{val_loss:.5f}"
@@ -337,16 +406,50 @@ class Trainer:
                 row["images_per_s"] = f"{ips:.1f}"
                 bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-", img_s=f"{ips:.0f}")
             row["elapsed_s"] = f"{time.perf_counter() - t0:.3f}"
-            logger.write(row)
+            if logger:
+                logger.write(row)
             bar.update(1)
             if done % cfg.checkpoint_every == 0 or done == total:
                 save(done, val_loss, finished=done == total)
         bar.close()
-        logger.close()
+        if logger:
+            logger.close()
+        if world.distributed:
+            self._check_replicas(world, net)
         elapsed = time.perf_counter() - t0
-        n = (step + 1 - start) * cfg.batch_size
+        n = (step + 1 - start) * global_batch
         self.log(f"colorunet: trained {step + 1 - start} steps in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s); model: {out / MODEL_FILENAME}")
         return out / MODEL_FILENAME
+
+
+    def _check_replicas(self, world: distributed.World, net: torch.nn.Module) -> None:
+        """DDP keeps the replicas' parameters equal; verify it (a divergence would make rank 0's model a lie).
+
+        Batch-norm running statistics are not compared: each rank updates them
+        from its own last batch, and DDP (like the saved model) takes rank 0's.
+        """
+        digests = distributed.gather_strings(world, weights_digest(dict(net.named_parameters())))
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"the model's parameters differ between ranks: {digests}")
+        self.log(f"colorunet: parameters identical on all {world.world_size} ranks (sha256 {digests[0]})")
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict: names and float32 values, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class _TrainingData:
+    train: Any  # list of uint8 arrays, or ShardPhotos
+    val: list[np.ndarray]
+    names: list[str]  # training photos, relative paths (the data digest)
+    skipped: int
+    prior: Any  # () -> iterable of photos for the colour prior
 
 
 class _CsvLog:
