@@ -2,20 +2,23 @@
 
     python benchmarks/bench_inference.py                      # both parts
     python benchmarks/bench_inference.py --part network
-    python benchmarks/bench_inference.py --part end-to-end --sizes 256x256 4000x3000 --model runs/mine
+    python benchmarks/bench_inference.py --part end-to-end --sizes 256x256 4000x3000 --model runs/mine --backends torch
 
 Network part, in one process: ColorUNet's paper preset, the shipped model's
 preset and Zhang et al.'s eccv16 architecture, at 256² and 512², batch 1 and 16,
 each run as a user would naively run it (fp32, eager, NCHW) and as colorunet runs
 it (conv + batch norm + ReLU fused for ColorUNet, bf16 autocast + channels_last
-where the CPU has bf16 units, as in ``pipeline.predict_scores``): ms per batch, images/s, FLOPs per image (torch's
+where the CPU has bf16 units, as in ``pipeline.predict_scores``), and through
+ONNX Runtime (fp32, as ``colorize --backend onnx`` runs it): ms per batch, images/s, FLOPs per image (torch's
 FlopCounterMode) and achieved GFLOP/s, next to this machine's matmul peak
 (fp32 and bf16, measured in the same run).
 
 Each size runs in a fresh Python process (so the peak resident memory is that
 photo's alone): one JPEG of that size is written, colorized once to warm up,
-then ``--repeats`` times with ``colorunet.colorize_full`` (decode, network at the
-working size, chroma upsampling, recombination; the PNG encode is timed apart).
+then ``--repeats`` times with ``colorize_full`` of each backend (decode, network
+at the working size, chroma upsampling, recombination; the PNG encode is timed
+apart). Then the cold CLI on one photo and a folder of one-megapixel JPEGs,
+per backend.
 """
 
 from __future__ import annotations
@@ -31,13 +34,17 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def child(size: str, model: str, repeats: int, working_size: int) -> dict:
+def child(size: str, model: str, repeats: int, working_size: int, backend: str = "torch") -> dict:
     sys.path.insert(0, str(SRC))
     import numpy as np
     from PIL import Image
 
     from colorunet.images import save_image
-    from colorunet.pipeline import colorize_full, get_model
+
+    if backend == "onnx":
+        from colorunet.onnx_backend import colorize_full, load_onnx_model as get_model
+    else:
+        from colorunet.pipeline import colorize_full, get_model
 
     w, h = (int(x) for x in size.split("x"))
     rng = np.random.default_rng(0)
@@ -56,7 +63,7 @@ def child(size: str, model: str, repeats: int, working_size: int) -> dict:
         save_image(result.image, Path(tmp) / "out.png")
         encode = time.perf_counter() - t
     peak_mb = vm_hwm_mb("self")
-    return {"size": size, "megapixels": w * h / 1e6, "colorize_s": min(times), "png_encode_s": encode, "peak_rss_mb": peak_mb}
+    return {"backend": backend, "torch_imported": "torch" in sys.modules, "size": size, "megapixels": w * h / 1e6, "colorize_s": min(times), "png_encode_s": encode, "peak_rss_mb": peak_mb}
 
 
 def vm_hwm_mb(pid) -> float:
@@ -93,7 +100,9 @@ def network_part(model_spec: str, budget_s: float) -> None:
     ours = inference_dtype(torch.device("cpu"))
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; colorunet runs {str(ours).replace('torch.', '')} + channels_last")
     print(f"# matmul peak (2048², this run): fp32 {matmul_peak(torch.float32):.0f} GFLOP/s, bf16 {matmul_peak(torch.bfloat16):.0f} GFLOP/s")
-    print(f"{'network':<22}{'input':>10}{'batch':>6}{'GFLOP/img':>10}{'naive ms':>10}{'ours ms':>9}{'speed-up':>9}{'ours img/s':>11}{'ours GFLOP/s':>13}")
+    print(f"{'network':<22}{'input':>10}{'batch':>6}{'GFLOP/img':>10}{'naive ms':>10}{'ours ms':>9}{'speed-up':>9}{'ours img/s':>11}{'ours GFLOP/s':>13}"
+          f"{'ORT ms':>9}{'ORT speed-up':>13}")
+    onnx_sessions = {name: onnx_session(net) for name, net in nets.items()}
     results = {}
     for name, net in nets.items():
         net.eval()
@@ -126,11 +135,39 @@ def network_part(model_spec: str, budget_s: float) -> None:
 
                 mine = timed(fast)
                 net.to(memory_format=torch.contiguous_format)
-                results[(name, size, batch)] = (naive, mine)
+                session = onnx_sessions[name]
+                xn = x.numpy()
+                ort = timed(lambda: session.run(None, {"luma": xn})) if session else float("nan")
+                results[(name, size, batch)] = (naive, mine, ort)
                 print(f"{name:<22}{f'{size}²':>10}{batch:>6}{gflop:>10.2f}{naive * 1e3:>10.1f}{mine * 1e3:>9.1f}{naive / mine:>8.2f}x"
-                      f"{batch / mine:>11.1f}{gflop * batch / mine:>13.0f}", flush=True)
+                      f"{batch / mine:>11.1f}{gflop * batch / mine:>13.0f}{ort * 1e3:>9.1f}{naive / ort:>12.2f}x", flush=True)
     paper = results[("paper", 256, 1)][1]
     print(f"# at 256², batch 1: eccv16 as colorunet runs it / paper ColorUNet as colorunet runs it = {results[('eccv16', 256, 1)][1] / paper:.1f}x")
+    best = {k: min(v[1:]) for k, v in results.items()}
+    print(f"# at 256², batch 1, each at its faster of PyTorch-ours and ONNX Runtime: eccv16 / paper = {best[('eccv16', 256, 1)] / best[('paper', 256, 1)]:.1f}x; "
+          + ", ".join(f"{n}: {results[(n, 256, 1)][0] / best[(n, 256, 1)]:.2f}x naive" for n in nets))
+
+
+def onnx_session(net):
+    """The network exported to ONNX (fp32) in an ONNX Runtime session, as ``colorunet export`` writes it; None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    import io
+    import warnings
+
+    import torch
+
+    buf = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (torch.rand(1, 1, 64, 64),), buf, input_names=["luma"], output_names=["out"],
+                          dynamic_axes={"luma": axes, "out": axes}, opset_version=17, dynamo=False)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
 
 
 def main() -> None:
@@ -142,27 +179,54 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--working-size", type=int, default=256)
     p.add_argument("--folder", type=int, default=200, help="photos in the folder test (1 megapixel JPEGs; 0 to skip)")
+    p.add_argument("--backends", nargs="+", default=["torch", "onnx"], help="colorize backends for the end-to-end and folder parts")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--child-backend", default="torch", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.model, args.repeats, args.working_size)))
+        print(json.dumps(child(args.child, args.model, args.repeats, args.working_size, args.child_backend)))
         return
     if args.part in ("all", "network"):
         network_part(args.model, args.budget)
     if args.part == "network":
         return
     print(f"# end to end: model {args.model}, working size {args.working_size}, best of {args.repeats} (after one warm-up)")
-    print(f"{'size':>11}{'MP':>7}{'colorize s':>12}{'PNG encode s':>14}{'peak RSS MB':>13}")
+    print(f"{'backend':>8}{'size':>11}{'MP':>7}{'colorize s':>12}{'PNG encode s':>14}{'peak RSS MB':>13}{'torch imported':>16}")
     for size in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--child", size, "--model", args.model, "--repeats", str(args.repeats),
-                              "--working-size", str(args.working_size)], capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['size']:>11}{r['megapixels']:>7.1f}{r['colorize_s']:>12.3f}{r['png_encode_s']:>14.2f}{r['peak_rss_mb']:>13.0f}", flush=True)
+        for backend in args.backends:
+            out = subprocess.run([sys.executable, __file__, "--child", size, "--model", model_for(args.model, backend), "--repeats", str(args.repeats),
+                                  "--working-size", str(args.working_size), "--child-backend", backend], capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{backend:>8}{r['size']:>11}{r['megapixels']:>7.1f}{r['colorize_s']:>12.3f}{r['png_encode_s']:>14.2f}{r['peak_rss_mb']:>13.0f}"
+                  f"{str(r['torch_imported']):>16}", flush=True)
+    for backend in args.backends:
+        cold_cli(model_for(args.model, backend), backend)
     if args.folder:
-        folder_part(args.folder, args.model)
+        for backend in args.backends:
+            folder_part(args.folder, model_for(args.model, backend), backend)
 
 
-def folder_part(n: int, model: str) -> None:
+def model_for(model: str, backend: str) -> str:
+    """The ONNX backend needs an .onnx file; 'default' names the shipped one for both."""
+    if backend == "onnx" and model != "default" and not model.endswith(".onnx"):
+        raise SystemExit(f"--backends onnx: export {model} with 'colorunet export --model {model} --onnx FILE' and pass FILE")
+    return model
+
+
+def cold_cli(model: str, backend: str, repeats: int = 3) -> None:
+    """`colorunet colorize camera.png -o out.png` from the shell: process start, imports, model load, one 512² photo."""
+    sample = SRC / "colorunet" / "assets" / "samples" / "camera.png"
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "colorunet", "colorize", str(sample), "-o", str(Path(tmp) / f"{i}.png"), "--model", model,
+                            "--backend", backend, "-q"], check=True)
+            times.append(time.perf_counter() - t)
+    print(f"# cold CLI, backend {backend}: colorunet colorize camera.png (512²) -o out.png: best of {repeats} {min(times):.2f} s")
+
+
+def folder_part(n: int, model: str, backend: str = "torch") -> None:
     """`colorunet colorize DIR -o OUT` on n one-megapixel JPEGs, as a user runs it (cold process)."""
     import numpy as np
     from PIL import Image
@@ -175,7 +239,7 @@ def folder_part(n: int, model: str) -> None:
             small = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
             Image.fromarray(small).resize((1155, 866), Image.Resampling.BICUBIC).save(src / f"photo_{i:04d}.jpg", quality=90)
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(Path(tmp) / "out"), "--model", model, "-q"])
+        proc = subprocess.Popen([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(Path(tmp) / "out"), "--model", model, "--backend", backend, "-q"])
         peak = 0.0
         while proc.poll() is None:
             try:
@@ -185,7 +249,7 @@ def folder_part(n: int, model: str) -> None:
             time.sleep(0.05)
         dt = time.perf_counter() - t
         assert proc.returncode == 0
-    print(f"# folder: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, peak RSS {peak:.0f} MB")
+    print(f"# folder, backend {backend}: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, peak RSS {peak:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def run_jobs(
     from tqdm import tqdm
 
     from .images import open_image
-    from .pipeline import confidence_image
+    from .working import confidence_image
 
     report = BatchReport()
     todo = []

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hints", type=Path, metavar="HINTS.json", help='colours to force: {"points": [{"x": 120, "y": 45, "color": "#c0392b"}], "strokes": [{"points": [[10, 10], [40, 12]], "color": "#2e86c1", "width": 5}]} in pixels of the photo')
     c.add_argument("--format", choices=("png", "jpg", "webp", "tiff", "bmp"), help="output format (default: from the output file's extension, else the input's)")
     c.add_argument("--overwrite", action="store_true", help="replace existing output files (default: keep them and skip)")
+    c.add_argument("--backend", choices=("torch", "onnx"), help="torch (default), or onnx: ONNX Runtime without PyTorch, on the shipped "
+                                                              "model or an exported .onnx --model (the default for a .onnx file); no --refine/--hints")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_colorize)
 
@@ -71,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("photos", metavar="PHOTOS", help="folder of colour photos (jpg, png, webp, bmp, tiff; greyscale ones are skipped), "
                                                     "or shards: their folder, their shards.json, or its URL (s3://…, https://…)")
     t.add_argument("--out", type=Path, required=True, help="run folder: checkpoints/, log.csv, config.json and model.safetensors")
-    t.add_argument("--preset", default="paper", help="starting configuration: paper, wide or paper-regression (default: %(default)s)")
+    t.add_argument("--preset", default="paper", help="starting configuration: paper, wide, paper-regression (the L2 baseline) or "
+                                                   "eccv16 (Zhang et al.'s network, Lab quantiser and soft targets) (default: %(default)s)")
+    t.add_argument("--arch", choices=("colorunet", "eccv16"), help="network; eccv16 stands for --preset eccv16 (default: the preset's)")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, help="optimiser steps to train for")
     length.add_argument("--epochs", type=_positive_int, help="passes over the photos (one crop of each per pass); default 1 if --steps is not given")
@@ -116,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--report", type=Path, help="folder for the report (default: print the metrics only)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
+
+    k = sub.add_parser("compare", help="train contenders for the same time budget and score them side by side",
+                       description="Train each contender on PHOTOS_DIR for the same wall-clock budget (its step count = budget × its measured "
+                                   "steps/s), evaluate all on EVAL_DIR at several temperatures next to the grey and mean-colour baselines, "
+                                   "and write results.md, results.json and plots into --out. A contender is a preset name or "
+                                   "NAME=PRESET,key=value,… (keys: any train option, e.g. lambda=1, augment=false, widths=32/64/128).")
+    k.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="training photos (each contender trains on the same ones)")
+    k.add_argument("--eval", type=Path, required=True, dest="eval_dir", metavar="EVAL_DIR", help="held-out colour photos to score on")
+    k.add_argument("--out", type=Path, required=True, help="folder for the runs, results.md, results.json and the plots")
+    k.add_argument("--budget", type=_positive_float, default=300, help="training seconds per contender (default: %(default)s)")
+    k.add_argument("--contenders", nargs="+", help="default: paper, paper-regression, eccv16, paper-no-rebalancing=paper,lambda=1 and "
+                                                   "paper-no-augment=paper,augment=false")
+    k.add_argument("--temperatures", default="0.2,0.38,0.7,1.0", help="annealed-mean temperatures to score classifiers at (default: %(default)s)")
+    k.add_argument("--crop", type=_positive_int, default=64, help="training crop (default: %(default)s)")
+    k.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
+    k.add_argument("--load-size", type=_positive_int, default=256, help="(default: %(default)s)")
+    k.add_argument("--workers", type=int, default=0, help="data-loader processes (default: %(default)s)")
+    k.add_argument("--calibration-steps", type=_positive_int, default=8, help="steps timed to size each run (default: %(default)s)")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    k.set_defaults(func=cmd_compare)
 
     v = sub.add_parser("video", help="colorize a film (or a folder of frames) without flicker",
                        description="Colorize every frame, smoothing the class probabilities over the last frames (the paper's "
@@ -190,8 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .batch import plan_jobs, run_jobs
-    from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
+    from .working import DEFAULT_WORKING_SIZE
 
+    backend = args.backend or ("onnx" if str(args.model).lower().endswith(".onnx") else "torch")
+    if backend == "onnx" and (args.refine or args.hints):
+        raise ValueError("--refine and --hints need the PyTorch backend (--backend torch)")
     temperature = args.temperature
     working_size = args.working_size or DEFAULT_WORKING_SIZE
     hints = None
@@ -204,10 +232,23 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         print(f"colorunet: error: {msg}", file=sys.stderr)
     if not jobs:
         return EXIT_USAGE if problems else 0
-    model = get_model(args.model)
+    if backend == "onnx":  # ONNX Runtime, and no import of torch at all
+        from .onnx_backend import colorize_full as onnx_colorize, load_onnx_model
+
+        onnx_model = load_onnx_model(args.model)
+
+        def colorize_one(image):
+            return onnx_colorize(image, onnx_model, temperature, args.mode, working_size, confidence=args.confidence)
+    else:
+        from .pipeline import colorize_full, get_model
+
+        model = get_model(args.model)
+
+        def colorize_one(image):
+            return colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints)
     report = run_jobs(
         jobs,
-        lambda image: colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints),
+        colorize_one,
         fmt=args.format,
         overwrite=args.overwrite,
         confidence=args.confidence,
@@ -237,7 +278,10 @@ def cmd_train(args: argparse.Namespace) -> int:
              "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed",
              "prior_photos", "compile")
     train_overrides = {k: getattr(args, k) for k in names}
-    model_config, cfg = resolve_configs(args.preset, model_overrides, train_overrides)
+    preset = "eccv16" if args.arch == "eccv16" else args.preset
+    if args.arch == "colorunet" and preset == "eccv16":
+        raise ValueError("--arch colorunet contradicts --preset eccv16")
+    model_config, cfg = resolve_configs(preset, model_overrides, train_overrides)
     trainer = Trainer(args.photos, args.out, model_config, cfg, progress=not args.quiet)
     given = {k: v for k, v in train_overrides.items() if v is not None}
     if args.resume:
@@ -340,6 +384,19 @@ def cmd_open_photos(args: argparse.Namespace) -> int:
     return EXIT_FAILED_ITEMS if report.failed_sources else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import DEFAULT_CONTENDERS, CompareConfig, Contender, compare, parse_temperatures
+
+    if args.calibration_steps < 3:
+        raise ValueError("--calibration-steps must be at least 3")
+    contenders = [Contender.parse(c) for c in (args.contenders or DEFAULT_CONTENDERS)]
+    cc = CompareConfig(budget_s=args.budget, crop=args.crop, batch_size=args.batch_size, load_size=args.load_size, workers=args.workers,
+                       seed=args.seed, calibration_steps=args.calibration_steps, temperatures=parse_temperatures(args.temperatures))
+    compare(args.photos, args.eval_dir, args.out, contenders, cc, progress=not args.quiet)
+    print((args.out / "results.md").read_text())
+    return 0
+
+
 def cmd_shard(args: argparse.Namespace) -> int:
     from .shards import write_shards
 
@@ -405,3 +462,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("colorunet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into head, say: not an error of ours
+        sys.stderr.close()
+        return 0

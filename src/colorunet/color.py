@@ -123,3 +123,57 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     a = 500 * (f[..., 0] - f[..., 1])
     b = 200 * (f[..., 1] - f[..., 2])
     return np.stack([L, a, b], axis=-1)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) -> sRGB in [0, 1], (..., 3); colours outside the sRGB gamut are clipped (as Zhang et al. do)."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
+    delta = 6 / 29
+    xyz = np.where(f > delta, f**3, 3 * delta**2 * (f - 4 / 29)) * D65_WHITE
+    linear = xyz @ np.linalg.inv(XYZ_FROM_LINEAR_RGB).T
+    linear = np.clip(linear, 0, 1)
+    return np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """CIE L* / 100 in [0, 1]: the grey input of a Lab model, as luma is a YUV model's."""
+    lin = srgb_to_linear(rgb)
+    y = lin @ XYZ_FROM_LINEAR_RGB[1]
+    eps = (6 / 29) ** 3
+    f = np.where(y > eps, np.cbrt(y), y / (3 * (6 / 29) ** 2) + 4 / 29)
+    return ((116 * f - 16) / 100).astype(np.float32)
+
+
+# --- a model's colour space: what it sees (lightness) and what it predicts (chroma) ---------------------
+
+#: "yuv": luma Y and chroma UV (ColorUNet); "lab": L*/100 and ab (Zhang et al.).
+COLOR_SPACES = ("yuv", "lab")
+
+
+def to_lightness_chroma(rgb: np.ndarray, space: str = "yuv") -> tuple[np.ndarray, np.ndarray]:
+    """sRGB in [0, 1], (H, W, 3) -> lightness (H, W) in [0, 1] and chroma (H, W, 2), float32."""
+    if space == "yuv":
+        yuv = rgb_to_yuv(rgb)
+        return yuv[..., 0], yuv[..., 1:]
+    if space == "lab":
+        lab = rgb_to_lab(rgb)
+        return (lab[..., 0] / 100).astype(np.float32), lab[..., 1:].astype(np.float32)
+    raise ValueError(f"unknown colour space {space!r}; known: {', '.join(COLOR_SPACES)}")
+
+
+def lightness_of(rgb: np.ndarray, space: str = "yuv") -> np.ndarray:
+    """Only the lightness (the network's input): luma for "yuv", L*/100 for "lab"."""
+    return rgb_to_luma(rgb) if space == "yuv" else lightness(rgb)
+
+
+def from_lightness_chroma(light: np.ndarray, c1: np.ndarray, c2: np.ndarray, space: str = "yuv") -> np.ndarray:
+    """Lightness and chroma back to sRGB in [0, 1] (the inverse of ``to_lightness_chroma``).
+
+    YUV keeps the luma exactly (``luma_chroma_to_rgb``); Lab converts and clips
+    to the sRGB gamut, as Zhang et al. do.
+    """
+    if space == "yuv":
+        return luma_chroma_to_rgb(light, c1, c2)
+    return lab_to_rgb(np.stack([np.asarray(light, np.float64) * 100, c1, c2], axis=-1)).astype(np.float32)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import rgb_to_yuv
+from .color import rgb_to_yuv, to_lightness_chroma
 from .images import ImageError, find_images, open_image
 from .quantize import ChromaHistogram, Quantizer
 
@@ -139,17 +139,17 @@ def prior_sample(n_photos: int, max_photos: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng((seed, 0x9121)).choice(n_photos, size=max_photos, replace=False).tolist())
 
 
-def chroma_histogram(photos, grid_size: int, max_pixels_per_photo: int = 65536) -> ChromaHistogram:
+def chroma_histogram(photos, grid_size: int, max_pixels_per_photo: int = 65536, space: str = "yuv") -> ChromaHistogram:
     """The prior P̂ over grid cells, in one pass over (a regular subsample of) each photo's pixels.
 
     ``photos`` is any iterable of (H, W, 3) uint8 arrays: a list, or a generator
     decoding photos one at a time.
     """
-    hist = ChromaHistogram.empty(grid_size)
+    hist = ChromaHistogram.empty(grid_size, space)
     for a in photos:
         stride = max(1, int(np.sqrt(a.shape[0] * a.shape[1] / max_pixels_per_photo)))
-        yuv = rgb_to_yuv(a[::stride, ::stride].astype(np.float32) / 255.0)
-        hist = hist + ChromaHistogram.of(yuv[..., 1], yuv[..., 2], grid_size)
+        _, chroma = to_lightness_chroma(a[::stride, ::stride].astype(np.float32) / 255.0, space)
+        hist = hist + ChromaHistogram.of(chroma[..., 0], chroma[..., 1], grid_size, space)
     return hist
 
 
@@ -220,15 +220,15 @@ class CropBatches(torch.utils.data.Dataset):
         patch = a[top : top + c, left : left + c]
         if self.augment and rng.random() < 0.5:
             patch = patch[:, ::-1]
-        yuv = rgb_to_yuv(patch.astype(np.float32) * np.float32(1 / 255))  # (c, c, 3)
-        y = yuv[..., 0]
+        # lightness and chroma: Y and UV (ColorUNet), or L/100 and ab (the eccv16 baseline)
+        y, chroma = to_lightness_chroma(patch.astype(np.float32) * np.float32(1 / 255), self.quantizer.space)
         if self.augment:
             sigma = NOISE_LEVELS[int(rng.integers(len(NOISE_LEVELS)))]
             if sigma > 0:
                 y = y + rng.normal(0.0, sigma, y.shape).astype(np.float32)
         # Targets are made here, in the loader, so the training step only reads them.
-        target = self.quantizer.encode(yuv[..., 1], yuv[..., 2])
-        return y[None], np.ascontiguousarray(yuv[..., 1:].transpose(2, 0, 1)), target
+        target = self.quantizer.encode(chroma[..., 0], chroma[..., 1])
+        return y[None], np.ascontiguousarray(chroma.transpose(2, 0, 1)), target
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         first = self.first_sample(step)
@@ -252,10 +252,10 @@ def validation_batch(photos: list[np.ndarray], quantizer: Quantizer, crop: int) 
     ys, uvs, targets = [], [], []
     for a in photos:
         top, left = (a.shape[0] - crop) // 2, (a.shape[1] - crop) // 2
-        yuv = rgb_to_yuv(a[top : top + crop, left : left + crop].astype(np.float32) / 255.0)
-        ys.append(yuv[None, ..., 0])
-        uvs.append(yuv[..., 1:].transpose(2, 0, 1))
-        targets.append(quantizer.encode(yuv[..., 1], yuv[..., 2]))
+        y, chroma = to_lightness_chroma(a[top : top + crop, left : left + crop].astype(np.float32) / 255.0, quantizer.space)
+        ys.append(y[None])
+        uvs.append(chroma.transpose(2, 0, 1))
+        targets.append(quantizer.encode(chroma[..., 0], chroma[..., 1]))
     return {
         "y": torch.from_numpy(np.stack(ys)),
         "uv": torch.from_numpy(np.ascontiguousarray(np.stack(uvs))),

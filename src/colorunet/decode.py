@@ -9,7 +9,12 @@ model is trained, so it is always a user option and never baked into a model.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # PyTorch is imported by the functions that use it: the ONNX backend runs without it
+    import torch
 
 #: Decode modes, by name.
 MODES = ("annealed", "mean", "mode")
@@ -30,6 +35,8 @@ def annealed_distribution(log_probs: torch.Tensor, temperature: float, dim: int 
     Takes log-probabilities *or* raw logits: logits differ from log p by a constant
     per pixel, which the re-normalisation removes, so softmax(z / T) = p^(1/T) / Σ p^(1/T).
     """
+    import torch
+
     return torch.softmax(log_probs.float() / temperature, dim=dim)
 
 
@@ -46,6 +53,8 @@ def decode_chroma(
     Returns:
         (B, 2, H, W) float32 chroma (U, V).
     """
+    import torch
+
     check_decode_options(mode, temperature)
     centers = centers.to(device=log_probs.device, dtype=torch.float32)
     if mode == "mode":
@@ -70,3 +79,28 @@ def confidence_maps(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     top2 = probs.float().topk(2, dim=1).values  # (B, 2, H, W)
     p1, p2 = top2[:, 0], top2[:, 1]
     return p1, 1.0 - p2 / p1.clamp_min(1e-12)
+
+
+# --- the same in NumPy, for the ONNX Runtime backend (which runs without PyTorch) ---------------------
+
+
+def decode_chroma_np(logits: np.ndarray, centers: np.ndarray, mode: str = "annealed", temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
+    """``decode_chroma`` on NumPy arrays: (B, n, H, W) logits, (n, 2) centres → (B, 2, H, W) float32."""
+    check_decode_options(mode, temperature)
+    centers = np.asarray(centers, dtype=np.float32)
+    if mode == "mode":
+        return np.moveaxis(centers[logits.argmax(axis=1)], -1, 1)
+    p = softmax_np(np.asarray(logits, dtype=np.float32) / (1.0 if mode == "mean" else temperature))
+    return np.einsum("bnhw,nc->bchw", p, centers, optimize=True).astype(np.float32)
+
+
+def softmax_np(z: np.ndarray, axis: int = 1) -> np.ndarray:
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def confidence_maps_np(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``confidence_maps`` on NumPy arrays: (B, n, H, W) probabilities → top and margin, (B, H, W)."""
+    part = np.partition(probs, -2, axis=1)
+    p1, p2 = part[:, -1], part[:, -2]
+    return p1, 1.0 - p2 / np.maximum(p1, 1e-12)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
-from .color import rgb_to_luma
+from .color import lightness_of
 from .errors import ColorunetError
 from .images import open_image, to_float_rgb
 from .pipeline import get_model, working_luma
@@ -85,7 +85,7 @@ def export_onnx(model_spec, out: Path, check_photos: list[Path] | None = None, o
         d_random = max(diff(rng.uniform(0, 1, (b, 1, h * mult, w * mult)).astype(np.float32)) for b, h, w in ((1, 5, 7), (3, 16, 12)))
         d_photos = 0.0
         for p in check_photos or []:
-            y = working_luma(rgb_to_luma(to_float_rgb(open_image(p))[0]))
+            y = working_luma(lightness_of(to_float_rgb(open_image(p))[0], m.config.color_space))
             d_photos = max(d_photos, diff(_pad(y, mult)[None, None].astype(np.float32)))
         worst = max(d_random, d_photos)
         if worst > TOLERANCE:

@@ -33,7 +33,7 @@ def rebalanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_w
 
 
 def soft_encode(
-    uv: torch.Tensor, centers: torch.Tensor, grid_size: int, k: int = SOFT_K, sigma: float = SOFT_SIGMA_CELLS
+    uv: torch.Tensor, centers: torch.Tensor, grid_size: int, k: int = SOFT_K, sigma: float = SOFT_SIGMA_CELLS, space: str = "yuv"
 ) -> torch.Tensor:
     """Zhang et al.'s soft targets: a Gaussian over the k nearest bin centres.
 
@@ -43,7 +43,7 @@ def soft_encode(
     Returns:
         (B, n, H, W) target distributions (each pixel sums to 1).
     """
-    du, dv = cell_size(grid_size)
+    du, dv = cell_size(grid_size, space)  # on Zhang et al.'s ab grid a cell is 10, so σ = 5, theirs
     scale = torch.tensor([du, dv], dtype=torch.float32, device=uv.device)
     c = centers.to(uv.device, torch.float32) / scale  # (n, 2), in cell units
     x = uv.float().permute(0, 2, 3, 1) / scale  # (B, H, W, 2)

@@ -62,11 +62,17 @@ class ColorUNetConfig:
         num_classes: chroma classes the head predicts (the quantiser's n).
         head: "classification" (n logits per pixel, the paper) or "regression"
             (2 channels, U and V, for the L2 baseline the paper argues against).
+        arch: "colorunet", or "eccv16" for Zhang et al.'s network (``model_eccv16``;
+            ``widths`` is then unused), the baseline the paper replaces.
+        color_space: "yuv" (Y in, UV classes: ColorUNet) or "lab" (L in, ab classes:
+            Zhang et al.).
     """
 
     widths: tuple[int, ...] = (16, 32, 64)
     num_classes: int = 32
     head: Literal["classification", "regression"] = "classification"
+    arch: Literal["colorunet", "eccv16"] = "colorunet"
+    color_space: Literal["yuv", "lab"] = "yuv"
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -74,6 +80,12 @@ class ColorUNetConfig:
             raise ValueError(f"widths needs at least two positive entries, got {self.widths}")
         if self.head not in ("classification", "regression"):
             raise ValueError(f"head must be 'classification' or 'regression', got {self.head!r}")
+        if self.arch not in ("colorunet", "eccv16"):
+            raise ValueError(f"arch must be 'colorunet' or 'eccv16', got {self.arch!r}")
+        if self.color_space not in ("yuv", "lab"):
+            raise ValueError(f"color space must be 'yuv' or 'lab', got {self.color_space!r}")
+        if self.arch == "eccv16" and self.head != "classification":
+            raise ValueError("the eccv16 network has a classification head only")
 
     @property
     def out_channels(self) -> int:
@@ -82,6 +94,8 @@ class ColorUNetConfig:
     @property
     def size_multiple(self) -> int:
         """Input height and width must be multiples of this (one halving per pool)."""
+        if self.arch == "eccv16":
+            return 8  # three stride-2 blocks
         return 2 ** (len(self.widths) - 1)
 
     def to_dict(self) -> dict:
@@ -122,11 +136,22 @@ class ColorUNet(nn.Module):
         return self.out(x)
 
 
+def build_network(config: ColorUNetConfig) -> nn.Module:
+    """The network a config describes: a ColorUNet, or Zhang et al.'s eccv16 network."""
+    if config.arch == "eccv16":
+        from .model_eccv16 import ECCV16Config, ECCV16Net
+
+        net = ECCV16Net(ECCV16Config(num_classes=config.num_classes))
+        net.config = config  # callers read size_multiple, head, colour space from here
+        return net
+    return ColorUNet(config)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def fused_for_inference(net: ColorUNet) -> nn.Module:
+def fused_for_inference(net: nn.Module) -> nn.Module:
     """A copy of ``net`` in eval mode with each conv + batch norm + ReLU folded into one op.
 
     Batch norm at inference is a fixed affine map, so it folds into the conv's
@@ -140,6 +165,8 @@ def fused_for_inference(net: ColorUNet) -> nn.Module:
     from torch.ao.quantization import fuse_modules
 
     fused = copy.deepcopy(net).eval()
+    if not isinstance(net, ColorUNet):
+        return fused  # eccv16: its BN follows the ReLU, nothing to fold
     groups = []
     for name, module in fused.named_modules():
         if isinstance(module, DownConv):

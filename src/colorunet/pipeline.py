@@ -22,34 +22,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .color import luma_chroma_to_rgb, rgb_to_luma
 from .decode import check_decode_options, confidence_maps, decode_chroma
-from .images import open_image, to_float_rgb, to_uint8
+from .images import to_uint8
 from .refine import Hints
 from .weights import ColorModel, load_model
+from .working import DEFAULT_WORKING_SIZE, Colorization, confidence_image, ImageLike, read_luma, recombine, working_luma, working_shape  # noqa: F401 (re-exported)
 
-#: Short side (pixels) at which the network runs; larger photos are scaled down for it.
-DEFAULT_WORKING_SIZE = 256
-
-ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
 ModelLike = Union[ColorModel, str, os.PathLike, None]
-
-
-@dataclass
-class Colorization:
-    """A colorized photo and, when asked for, the paper's confidence maps.
-
-    Attributes:
-        image: RGB (or RGBA, when the input had alpha) PIL image, the input's size.
-        confidence_top: (H, W) float32 probability of the most likely class, or None.
-        confidence_margin: (H, W) float32 1 − p₂/p₁, or None.
-        notes: things the user should know (e.g. only the first frame of an animation was used).
-    """
-
-    image: Image.Image
-    confidence_top: np.ndarray | None = None
-    confidence_margin: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 @lru_cache(maxsize=4)
@@ -62,33 +41,6 @@ def get_model(model: ModelLike) -> ColorModel:
     if isinstance(model, ColorModel):
         return model
     return _cached_model(str(model) if model is not None else "default")
-
-
-def _as_image(image: ImageLike) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, np.ndarray):
-        a = image
-        if a.dtype != np.uint8:
-            a = to_uint8(a)
-        return Image.fromarray(a)
-    return open_image(image)
-
-
-def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
-    """Size the network sees: short side ``working_size`` (never upscaled)."""
-    if working_size < 8:
-        raise ValueError(f"working size must be at least 8 pixels, got {working_size}")
-    scale = min(1.0, working_size / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.ndarray:
-    """The luma the network sees: (h, w) float32, short side ``working_size`` (Lanczos), never upscaled."""
-    h, w = working_shape(*y.shape, working_size)
-    if (h, w) == y.shape:
-        return np.array(y, dtype=np.float32)
-    return np.array(Image.fromarray(np.asarray(y, dtype=np.float32)).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
 
 
 def predict_scores(model: ColorModel, small: np.ndarray) -> torch.Tensor:
@@ -138,12 +90,7 @@ class Prediction:
 def predict(image: ImageLike, model: ModelLike = None, working_size: int = DEFAULT_WORKING_SIZE) -> Prediction:
     """Steps 1–2: read the photo's luma and run the network at the working size."""
     m = get_model(model)
-    img = _as_image(image)
-    notes = []
-    if img.info.get("frames", 1) > 1:
-        notes.append(f"animated ({img.info['frames']} frames): the first frame was colorized")
-    rgb, alpha = to_float_rgb(img)
-    y = rgb_to_luma(rgb)  # (H, W), the photo's own luma: kept exactly
+    y, alpha, notes = read_luma(image, m.config.color_space)
     small = working_luma(y, working_size)
     return Prediction(m, y, alpha, predict_scores(m, small), small, notes)
 
@@ -167,10 +114,11 @@ def render(
     else:
         uv_small = decode_chroma(pred.scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
     if refine or hints:
+        if m.config.color_space != "yuv":
+            raise ValueError("refinement and hints work on YUV models (this one predicts Lab ab)")
         uv_small = _propagate(pred, uv_small, refine, hints)
     uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
-    out = to_uint8(luma_chroma_to_rgb(pred.luma, uv[0], uv[1]))
-    result = Colorization(Image.fromarray(out if pred.alpha is None else np.dstack([out, pred.alpha])), notes=list(pred.notes))
+    result = Colorization(recombine(pred.luma, uv[0], uv[1], pred.alpha, m.config.color_space), notes=list(pred.notes))
     if confidence and m.config.head == "classification":
         top, margin = confidence_maps(torch.softmax(pred.scores, dim=1))
         full = F.interpolate(torch.stack([top, margin], dim=1), size=(H, W), mode="bilinear", align_corners=False)[0]
@@ -246,11 +194,6 @@ def colorize(
         luma equals the input's within rounding.
     """
     return colorize_full(image, model, temperature, mode, working_size, refine=refine, hints=hints).image
-
-
-def confidence_image(conf: np.ndarray) -> Image.Image:
-    """A confidence map in [0, 1] as an 8-bit greyscale image (white = confident)."""
-    return Image.fromarray(to_uint8(conf))
 
 
 def default_sample() -> Path:

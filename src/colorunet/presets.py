@@ -7,6 +7,8 @@ line wins over it. ``paper`` is ColorUNet as published (arXiv 1811.03120): width
 
 from __future__ import annotations
 
+from .quantize import LAB_NUM_CLASSES
+
 PRESETS: dict[str, dict[str, dict]] = {
     "paper": {
         "model": {"widths": (16, 32, 64), "num_classes": 32, "head": "classification"},
@@ -22,5 +24,12 @@ PRESETS: dict[str, dict[str, dict]] = {
     "paper-regression": {
         "model": {"widths": (16, 32, 64), "num_classes": 32, "head": "regression"},
         "train": {"crop": 128},
+    },
+    # Zhang et al. 2016 as the baseline: their network (32M parameters), their
+    # quantiser (the in-gamut ab bins of CIE Lab), soft targets over the 5 nearest
+    # bins (σ = 5), λ = 1/2; decode at their T = 0.38 unless measured otherwise.
+    "eccv16": {
+        "model": {"arch": "eccv16", "color_space": "lab", "num_classes": LAB_NUM_CLASSES, "head": "classification"},
+        "train": {"crop": 128, "rebalance_lambda": 0.5, "target": "soft", "lr": 1e-3},
     },
 }

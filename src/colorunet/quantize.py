@@ -21,6 +21,13 @@ minimises the squared error of the pixels the class stands for.
 
 Everything here is data (``Quantizer`` is a frozen dataclass of arrays) and is
 saved with every model, so a model never depends on the photos it was trained on.
+
+The same machinery serves Zhang et al.'s own quantiser, for the eccv16 baseline:
+the plane is CIE Lab's ab, cut into cells of 10 centred on multiples of 10
+(LAB_GRID_SIZE cells per axis over ±LAB_AB_MAX), and the kept cells are not the
+most frequent but all the *in-gamut* ones (``in_gamut_cells``), computed here
+rather than shipped as a file: 262 cells by our rule, where Zhang et al. report
+Q = 313 (see ``in_gamut_cells``).
 """
 
 from __future__ import annotations
@@ -39,30 +46,46 @@ GRID_SIZE = 10
 PAPER_NUM_CLASSES = 32
 #: Zhang et al.'s rebalancing mix (their Eq. 4, λ = 1/2).
 DEFAULT_REBALANCE_LAMBDA = 0.5
+#: Zhang et al.'s ab grid: cells of 10 centred on multiples of 10, from −110 to 110.
+LAB_AB_MAX = 115.0
+LAB_GRID_SIZE = 23
+#: How many cells ``in_gamut_cells`` keeps on that grid (the eccv16 preset's n; checked by the tests).
+LAB_NUM_CLASSES = 262
+#: The chroma plane of each colour space: half-widths of its two axes.
+CHROMA_RANGE = {"yuv": (U_MAX, V_MAX), "lab": (LAB_AB_MAX, LAB_AB_MAX)}
 
 
-def cell_size(grid_size: int = GRID_SIZE) -> tuple[float, float]:
-    """Width of one grid cell along U and along V."""
-    return 2 * U_MAX / grid_size, 2 * V_MAX / grid_size
+def _range(space: str) -> tuple[float, float]:
+    if space not in CHROMA_RANGE:
+        raise ValueError(f"unknown colour space {space!r}; known: {', '.join(CHROMA_RANGE)}")
+    return CHROMA_RANGE[space]
 
 
-def cell_centers(grid_size: int = GRID_SIZE) -> np.ndarray:
+def cell_size(grid_size: int = GRID_SIZE, space: str = "yuv") -> tuple[float, float]:
+    """Width of one grid cell along each chroma axis (U and V, or a and b)."""
+    umax, vmax = _range(space)
+    return 2 * umax / grid_size, 2 * vmax / grid_size
+
+
+def cell_centers(grid_size: int = GRID_SIZE, space: str = "yuv") -> np.ndarray:
     """(grid_size², 2) geometric centres of all cells; flat index = iu * grid_size + iv."""
-    du, dv = cell_size(grid_size)
-    cu = -U_MAX + du * (np.arange(grid_size) + 0.5)
-    cv = -V_MAX + dv * (np.arange(grid_size) + 0.5)
+    umax, vmax = _range(space)
+    du, dv = cell_size(grid_size, space)
+    cu = -umax + du * (np.arange(grid_size) + 0.5)
+    cv = -vmax + dv * (np.arange(grid_size) + 0.5)
     uu, vv = np.meshgrid(cu, cv, indexing="ij")
     return np.stack([uu.ravel(), vv.ravel()], axis=1)
 
 
-def cell_index(u: Any, v: Any, grid_size: int = GRID_SIZE) -> Any:
+def cell_index(u: Any, v: Any, grid_size: int = GRID_SIZE, space: str = "yuv") -> Any:
     """Flat grid cell of each chroma value (NumPy arrays or torch tensors).
 
-    Values outside the UV range (possible after noise) fall into the border cells.
+    Values outside the plane's range (possible after noise) fall into the border cells.
     """
-    du, dv = cell_size(grid_size)
-    iu = (u + U_MAX) / du
-    iv = (v + V_MAX) / dv
+    umax, vmax = _range(space)
+    du, dv = cell_size(grid_size, space)
+    iu = (u + umax) / du
+    iv = (v + vmax) / dv
     if isinstance(iu, np.ndarray):
         iu = np.clip(np.floor(iu), 0, grid_size - 1).astype(np.int64)
         iv = np.clip(np.floor(iv), 0, grid_size - 1).astype(np.int64)
@@ -80,30 +103,32 @@ class ChromaHistogram:
     sum_u: np.ndarray  # (grid², ) float64
     sum_v: np.ndarray  # (grid², ) float64
     grid_size: int = GRID_SIZE
+    space: str = "yuv"
 
     @classmethod
-    def empty(cls, grid_size: int = GRID_SIZE) -> "ChromaHistogram":
+    def empty(cls, grid_size: int = GRID_SIZE, space: str = "yuv") -> "ChromaHistogram":
         z = np.zeros(grid_size * grid_size)
-        return cls(z, z.copy(), z.copy(), grid_size)
+        return cls(z, z.copy(), z.copy(), grid_size, space)
 
     @classmethod
-    def of(cls, u: np.ndarray, v: np.ndarray, grid_size: int = GRID_SIZE) -> "ChromaHistogram":
+    def of(cls, u: np.ndarray, v: np.ndarray, grid_size: int = GRID_SIZE, space: str = "yuv") -> "ChromaHistogram":
         u = np.asarray(u, dtype=np.float64).ravel()
         v = np.asarray(v, dtype=np.float64).ravel()
-        cells = cell_index(u, v, grid_size)
+        cells = cell_index(u, v, grid_size, space)
         size = grid_size * grid_size
         return cls(
             np.bincount(cells, minlength=size).astype(np.float64),
             np.bincount(cells, weights=u, minlength=size),
             np.bincount(cells, weights=v, minlength=size),
             grid_size,
+            space,
         )
 
     def __add__(self, other: "ChromaHistogram") -> "ChromaHistogram":
-        if other.grid_size != self.grid_size:
-            raise ValueError("cannot add histograms of different grid sizes")
+        if (other.grid_size, other.space) != (self.grid_size, self.space):
+            raise ValueError("cannot add histograms of different grids")
         return ChromaHistogram(
-            self.counts + other.counts, self.sum_u + other.sum_u, self.sum_v + other.sum_v, self.grid_size
+            self.counts + other.counts, self.sum_u + other.sum_u, self.sum_v + other.sum_v, self.grid_size, self.space
         )
 
 
@@ -116,12 +141,14 @@ class Quantizer:
         centers: (n, 2) chroma (U, V) each class decodes to.
         prior: (n,) P̂(b), the share of training pixels in each class; sums to 1.
         grid_size: cells per axis.
+        space: the chroma plane: "yuv" (UV, ColorUNet) or "lab" (ab, Zhang et al.).
     """
 
     kept_cells: np.ndarray
     centers: np.ndarray
     prior: np.ndarray
     grid_size: int = GRID_SIZE
+    space: str = "yuv"
 
     def __post_init__(self) -> None:
         n = len(self.kept_cells)
@@ -145,26 +172,40 @@ class Quantizer:
         if hist.counts.sum() <= 0:
             raise ValueError("cannot fit a quantizer on an empty histogram (no colour pixels)")
         order = np.argsort(-hist.counts, kind="stable")
-        kept = order[:num_classes]
-        lut = _nearest_kept(kept, hist.grid_size)
+        return cls._with_cells(hist, order[:num_classes])
+
+    @classmethod
+    def fit_in_gamut(cls, hist: ChromaHistogram) -> "Quantizer":
+        """Zhang et al.'s quantiser: every in-gamut cell of the ab grid is a class."""
+        if hist.space != "lab":
+            raise ValueError("the in-gamut quantiser is defined on the Lab ab plane")
+        if hist.counts.sum() <= 0:
+            raise ValueError("cannot fit a quantizer on an empty histogram (no colour pixels)")
+        return cls._with_cells(hist, in_gamut_cells(hist.grid_size))
+
+    @classmethod
+    def _with_cells(cls, hist: ChromaHistogram, kept: np.ndarray) -> "Quantizer":
+        """Classes = ``kept`` cells; prior and decode chroma from the pixels each class receives."""
+        num_classes = len(kept)
+        lut = _nearest_kept(kept, hist.grid_size, hist.space)
         counts = np.bincount(lut, weights=hist.counts, minlength=num_classes)
         sum_u = np.bincount(lut, weights=hist.sum_u, minlength=num_classes)
         sum_v = np.bincount(lut, weights=hist.sum_v, minlength=num_classes)
-        geometric = cell_centers(hist.grid_size)[kept]
+        geometric = cell_centers(hist.grid_size, hist.space)[kept]
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.stack([sum_u / counts, sum_v / counts], axis=1)
         # A class no training pixel reached (only with tiny data) decodes to its cell centre.
         centers = np.where(counts[:, None] > 0, means, geometric)
-        return cls(kept.astype(np.int64), centers.astype(np.float32), (counts / counts.sum()).astype(np.float64), hist.grid_size)
+        return cls(kept.astype(np.int64), centers.astype(np.float32), (counts / counts.sum()).astype(np.float64), hist.grid_size, hist.space)
 
     @cached_property
     def cell_to_class(self) -> np.ndarray:
         """(grid²,) class of every grid cell: its own if kept, else the nearest kept one."""
-        return _nearest_kept(self.kept_cells, self.grid_size)
+        return _nearest_kept(self.kept_cells, self.grid_size, self.space)
 
     def encode(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Hard class index of each chroma value (the paper's one-hot targets)."""
-        return self.cell_to_class[cell_index(u, v, self.grid_size)]
+        return self.cell_to_class[cell_index(u, v, self.grid_size, self.space)]
 
     def rebalance_weights(self, lam: float = DEFAULT_REBALANCE_LAMBDA) -> np.ndarray:
         """Per-class loss weights w ∝ ((1 − λ)·P̂(b) + λ/n)⁻¹ with E_P̂[w] = 1 (Zhang et al. Eq. 4).
@@ -184,6 +225,7 @@ class Quantizer:
             "centers": self.centers.astype(np.float32),
             "prior": self.prior.astype(np.float64),
             "grid_size": np.array([self.grid_size], dtype=np.int64),
+            "space": np.array([list(CHROMA_RANGE).index(self.space)], dtype=np.int64),
         }
 
     @classmethod
@@ -193,12 +235,44 @@ class Quantizer:
             centers=np.asarray(arrays["centers"], dtype=np.float32),
             prior=np.asarray(arrays["prior"], dtype=np.float64),
             grid_size=int(np.asarray(arrays["grid_size"]).ravel()[0]),
+            # files written before Lab models existed have no "space": they are YUV
+            space=list(CHROMA_RANGE)[int(np.asarray(arrays["space"]).ravel()[0])] if "space" in arrays else "yuv",
         )
 
 
-def _nearest_kept(kept: np.ndarray, grid_size: int) -> np.ndarray:
+def in_gamut_cells(grid_size: int = LAB_GRID_SIZE, samples_per_axis: int = 5, lightness_steps: int = 201) -> np.ndarray:
+    """Flat indices of the ab cells that hold some sRGB colour: Zhang et al.'s "in-gamut" bins.
+
+    A cell counts if any of ``samples_per_axis``² points spread over it (edges
+    included), at any of ``lightness_steps`` lightnesses from 0 to 100, converts
+    to sRGB without leaving [0, 1] (checked before any clipping). On their grid
+    (cells of 10 centred on multiples of 10, D65) this keeps 262 cells. Zhang et
+    al. report Q = 313 without giving the rule (their bins ship as a data file);
+    counting only the cell centres would keep 225, the centres inside the convex
+    hull of the gamut 233: every such rule leaves out colours that photos have.
+    """
+    from .color import D65_WHITE, XYZ_FROM_LINEAR_RGB
+
+    half = LAB_AB_MAX / grid_size
+    offsets = np.linspace(-half, half, samples_per_axis)
+    L = np.linspace(0, 100, lightness_steps)
+    to_linear = np.linalg.inv(XYZ_FROM_LINEAR_RGB).T
+    found = np.zeros(grid_size * grid_size, dtype=bool)
+    for da in offsets:
+        for db in offsets:
+            ab = cell_centers(grid_size, "lab") + [da, db]
+            fy = (L[:, None] + 16) / 116  # (nL, 1)
+            f = np.stack([fy + ab[None, :, 0] / 500, np.broadcast_to(fy, (len(L), len(ab))), fy - ab[None, :, 1] / 200], axis=-1)
+            delta = 6 / 29
+            xyz = np.where(f > delta, f**3, 3 * delta**2 * (f - 4 / 29)) * D65_WHITE
+            linear = xyz @ to_linear  # (nL, g², 3), unclipped
+            found |= np.all((linear >= 0) & (linear <= 1), axis=-1).any(axis=0)
+    return np.flatnonzero(found).astype(np.int64)
+
+
+def _nearest_kept(kept: np.ndarray, grid_size: int, space: str = "yuv") -> np.ndarray:
     """(grid²,) index into ``kept`` of the nearest kept cell centre, per cell."""
-    centres = cell_centers(grid_size)
+    centres = cell_centers(grid_size, space)
     d = ((centres[:, None, :] - centres[None, kept, :]) ** 2).sum(-1)
     # argmin takes the first minimum: ties go to the more frequent kept cell.
     return np.argmin(d, axis=1)

@@ -28,9 +28,9 @@ from . import distributed
 from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, split_paths, validation_batch
 from .losses import SOFT_K, SOFT_SIGMA_CELLS, rebalanced_cross_entropy, regression_loss, soft_encode, soft_rebalanced_cross_entropy
 from .hardware import pick_device, pick_dtype
-from .model import ColorUNet, ColorUNetConfig, count_parameters
+from .model import ColorUNetConfig, build_network, count_parameters
 from .presets import PRESETS
-from .quantize import GRID_SIZE, Quantizer
+from .quantize import GRID_SIZE, LAB_GRID_SIZE, Quantizer
 from .shards import ShardPhotos, decode_some, is_shard_source, is_url, split_records
 from .weights import MODEL_FILENAME, save_model
 
@@ -231,10 +231,9 @@ class Trainer:
                 self.log("colorunet: warning: the training photos changed since this run started; batches will differ")
         else:
             # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
-            hist = chroma_histogram(data.prior(), GRID_SIZE) if world.is_main else None
-            quantizer = Quantizer.fit(distributed.broadcast(world, hist), self.model_config.num_classes)
+            quantizer = distributed.broadcast(world, self._fit_quantizer(data) if world.is_main else None)
 
-        net = ColorUNet(self.model_config)
+        net = build_network(self.model_config)
         n_train = len(data.train)
         global_batch = cfg.batch_size * world.world_size
         steps_per_epoch = math.ceil(n_train / global_batch)
@@ -267,7 +266,7 @@ class Trainer:
             if self.model_config.head == "regression":
                 return regression_loss(out, batch["uv"])
             if cfg.target == "soft":
-                z = soft_encode(batch["uv"], centers, quantizer.grid_size, SOFT_K, SOFT_SIGMA_CELLS)
+                z = soft_encode(batch["uv"], centers, quantizer.grid_size, SOFT_K, SOFT_SIGMA_CELLS, space=quantizer.space)
                 return soft_rebalanced_cross_entropy(out, z, class_weights)
             return rebalanced_cross_entropy(out, batch["target"], class_weights)
 
@@ -337,7 +336,7 @@ class Trainer:
                 },
                 keep=cfg.keep_checkpoints,
             )
-            export = ColorUNet(self.model_config)
+            export = build_network(self.model_config)
             export.load_state_dict(cpu_net)
             save_model(
                 out / MODEL_FILENAME,
@@ -421,6 +420,15 @@ class Trainer:
         self.log(f"colorunet: trained {step + 1 - start} steps in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s); model: {out / MODEL_FILENAME}")
         return out / MODEL_FILENAME
 
+
+    def _fit_quantizer(self, data: _TrainingData) -> Quantizer:
+        mc = self.model_config
+        if mc.color_space == "lab":  # Zhang et al.'s quantiser: every in-gamut ab bin
+            q = Quantizer.fit_in_gamut(chroma_histogram(data.prior(), LAB_GRID_SIZE, space="lab"))
+            if mc.head == "classification" and q.num_classes != mc.num_classes:
+                raise ValueError(f"a Lab model has {q.num_classes} classes (the in-gamut ab bins); got --classes {mc.num_classes}")
+            return q
+        return Quantizer.fit(chroma_histogram(data.prior(), GRID_SIZE), mc.num_classes)
 
     def _check_replicas(self, world: distributed.World, net: torch.nn.Module) -> None:
         """DDP keeps the replicas' parameters equal; verify it (a divergence would make rank 0's model a lie).

@@ -22,7 +22,7 @@ from .checksum import sha256_of
 from .decode import DEFAULT_TEMPERATURE
 from .hardware import inference_dtype
 from .errors import ColorunetError
-from .model import ColorUNet, ColorUNetConfig, count_parameters, fused_for_inference
+from .model import ColorUNetConfig, build_network, count_parameters, fused_for_inference
 from .quantize import Quantizer
 
 FORMAT_NAME = "colorunet"
@@ -45,7 +45,7 @@ class ModelError(ColorunetError):
 class ColorModel:
     """A network with the quantiser it was trained with, ready for inference."""
 
-    net: ColorUNet
+    net: torch.nn.Module  # a ColorUNet, or an ECCV16Net (the baseline)
     quantizer: Quantizer | None
     name: str = "model"
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +77,7 @@ class ColorModel:
 
 def save_model(
     path: str | os.PathLike,
-    net: ColorUNet,
+    net: torch.nn.Module,
     quantizer: Quantizer | None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
@@ -149,7 +149,7 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
         raise ModelError(f"{path}: model format version {meta.get('format_version')!r}; this colorunet reads {FORMAT_VERSION!r}")
     try:
         config = ColorUNetConfig(**json.loads(meta["model_config"]))
-        net = ColorUNet(config)
+        net = build_network(config)
         state = {k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")}
         net.load_state_dict(state)
         q = {k[len("quantizer.") :]: v.numpy() for k, v in tensors.items() if k.startswith("quantizer.")}

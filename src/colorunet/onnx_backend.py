@@ -1,0 +1,113 @@
+"""Colorize with ONNX Runtime, without PyTorch: ``colorunet colorize --backend onnx``.
+
+Runs a file written by ``colorunet export`` (the shipped model comes as
+``assets/default.onnx`` too). Everything around the network is the same code
+as the PyTorch path — reading the luma and the working size (``working``), the
+annealed mean (``decode``, its NumPy form), the recombination with the
+full-resolution luma (``color``) — so the two backends differ only by the
+network's arithmetic. ONNX Runtime runs in fp32 here; the PyTorch backend uses
+bf16 where the CPU has it, which is why the two results differ by a few 8-bit
+levels at most. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps_np, decode_chroma_np, softmax_np
+from .errors import ColorunetError
+from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike, read_luma, recombine, working_luma
+
+#: The shipped model, exported (kept equal to assets/default.safetensors by the tests).
+DEFAULT_ONNX = Path(__file__).parent / "assets" / "default.onnx"
+
+
+@dataclass
+class OnnxModel:
+    """An ONNX Runtime session and what its metadata says about decoding."""
+
+    path: Path
+    session: object
+    head: str
+    size_multiple: int
+    temperature: float
+    centers: np.ndarray | None  # (n, 2) chroma of each class; None for a regression model
+    color_space: str = "yuv"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@lru_cache(maxsize=4)
+def load_onnx_model(spec: str = "default") -> OnnxModel:
+    """'default' (the shipped model) or a ``.onnx`` file from ``colorunet export``."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ColorunetError("--backend onnx needs ONNX Runtime: pip install 'colorunet[onnx]'") from None
+    path = DEFAULT_ONNX if spec in ("default", "", None) else Path(spec)
+    if not path.is_file():
+        raise ColorunetError(f"{path}: no such ONNX model file (write one with 'colorunet export --onnx FILE')")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for any unreadable file
+        raise ColorunetError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0][:200]})") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    if "colorunet.model_config" not in meta:
+        raise ColorunetError(f"{path}: not a colorunet model (no colorunet metadata; export it with 'colorunet export')")
+    config = json.loads(meta["colorunet.model_config"])
+    temperature = json.loads(meta.get("colorunet.temperature", "null"))
+    centers = np.asarray(json.loads(meta["colorunet.centers_uv"]), dtype=np.float32) if "colorunet.centers_uv" in meta else None
+    return OnnxModel(
+        path, session, config.get("head", "classification"), int(json.loads(meta["colorunet.size_multiple"])),
+        float(temperature) if temperature is not None else DEFAULT_TEMPERATURE, centers, config.get("color_space", "yuv"),
+    )
+
+
+def predict_scores(model: OnnxModel, small: np.ndarray) -> np.ndarray:
+    """(1, C, h, w) network output for an (h, w) working-size luma (edge-padded to the size multiple)."""
+    h, w = small.shape
+    m = model.size_multiple
+    x = np.pad(small.astype(np.float32), ((0, -h % m), (0, -w % m)), mode="edge")[None, None]
+    out = model.session.run(None, {"luma": x})[0]
+    return out[..., :h, :w]
+
+
+def _upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) → (C, H, W), bilinear on pixel centres (Pillow; the PyTorch path's align_corners=False)."""
+    H, W = size
+    if maps.shape[1:] == (H, W):
+        return maps
+    return np.stack([np.asarray(Image.fromarray(c.astype(np.float32)).resize((W, H), Image.Resampling.BILINEAR)) for c in maps])
+
+
+def colorize_full(
+    image: ImageLike,
+    model: OnnxModel | str = "default",
+    temperature: float | None = None,
+    mode: str = "annealed",
+    working_size: int = DEFAULT_WORKING_SIZE,
+    confidence: bool = False,
+) -> Colorization:
+    """``pipeline.colorize_full`` on ONNX Runtime (no refinement or hints: those need the PyTorch path)."""
+    m = model if isinstance(model, OnnxModel) else load_onnx_model(str(model))
+    temperature = m.temperature if temperature is None else temperature
+    check_decode_options(mode, temperature)
+    y, alpha, notes = read_luma(image, m.color_space)
+    scores = predict_scores(m, working_luma(y, working_size))
+    uv_small = scores[0] if m.head == "regression" else decode_chroma_np(scores, m.centers, mode, temperature)[0]
+    uv = _upsample(uv_small, y.shape)
+    result = Colorization(recombine(y, uv[0], uv[1], alpha, m.color_space), notes=notes)
+    if confidence and m.head == "classification":
+        top, margin = confidence_maps_np(softmax_np(scores.astype(np.float32)))
+        result.confidence_top, result.confidence_margin = _upsample(np.concatenate([top, margin]), y.shape)
+    return result

@@ -1,0 +1,88 @@
+"""The photo side of colorizing, shared by every backend: no PyTorch here.
+
+Reading a photo's luma, the working size the network runs at, and the result
+type. ``pipeline`` (PyTorch) and ``onnx_backend`` (ONNX Runtime) both build on
+it, so the two backends treat a photo the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+from PIL import Image
+
+from .color import from_lightness_chroma, lightness_of
+from .images import open_image, to_float_rgb, to_uint8
+
+#: Short side (pixels) at which the network runs; larger photos are scaled down for it.
+DEFAULT_WORKING_SIZE = 256
+
+ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
+
+
+@dataclass
+class Colorization:
+    """A colorized photo and, when asked for, the paper's confidence maps.
+
+    Attributes:
+        image: RGB (or RGBA, when the input had alpha) PIL image, the input's size.
+        confidence_top: (H, W) float32 probability of the most likely class, or None.
+        confidence_margin: (H, W) float32 1 − p₂/p₁, or None.
+        notes: things the user should know (e.g. only the first frame of an animation was used).
+    """
+
+    image: Image.Image
+    confidence_top: np.ndarray | None = None
+    confidence_margin: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def as_image(image: ImageLike) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        a = image
+        if a.dtype != np.uint8:
+            a = to_uint8(a)
+        return Image.fromarray(a)
+    return open_image(image)
+
+
+def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
+    """Size the network sees: short side ``working_size`` (never upscaled)."""
+    if working_size < 8:
+        raise ValueError(f"working size must be at least 8 pixels, got {working_size}")
+    scale = min(1.0, working_size / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.ndarray:
+    """The luma the network sees: (h, w) float32, short side ``working_size`` (Lanczos), never upscaled."""
+    h, w = working_shape(*y.shape, working_size)
+    if (h, w) == y.shape:
+        return np.array(y, dtype=np.float32)
+    return np.array(Image.fromarray(np.asarray(y, dtype=np.float32)).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+def read_luma(image: ImageLike, space: str = "yuv") -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Step 1: the photo's own luma (L*/100 for a Lab model), kept exactly. Returns (H, W) float32, alpha or None, notes."""
+    img = as_image(image)
+    notes = []
+    if img.info.get("frames", 1) > 1:
+        notes.append(f"animated ({img.info['frames']} frames): the first frame was colorized")
+    rgb, alpha = to_float_rgb(img)
+    return lightness_of(rgb, space), alpha, notes
+
+
+def recombine(luma: np.ndarray, u: np.ndarray, v: np.ndarray, alpha: np.ndarray | None, space: str = "yuv") -> Image.Image:
+    """Step 4: full-resolution chroma with the original luma (and alpha) into an 8-bit image."""
+    out = to_uint8(from_lightness_chroma(luma, u, v, space))
+    return Image.fromarray(out if alpha is None else np.dstack([out, alpha]))
+
+
+def confidence_image(conf: np.ndarray) -> Image.Image:
+    """A confidence map in [0, 1] as an 8-bit greyscale image (white = confident)."""
+    return Image.fromarray(to_uint8(conf))

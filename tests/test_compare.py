@@ -1,0 +1,103 @@
+"""colorunet compare, end to end on tiny photos; the eccv16 baseline's Lab quantiser."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorunet.compare import Contender, best_rows
+from colorunet.quantize import LAB_NUM_CLASSES, ChromaHistogram, Quantizer, cell_centers, in_gamut_cells
+
+
+def test_in_gamut_bins_of_the_lab_grid():
+    from skimage.color import lab2rgb
+
+    cells = in_gamut_cells()
+    assert len(cells) == LAB_NUM_CLASSES
+    centres = cell_centers(23, "lab")
+    assert np.allclose(centres[:, 0].reshape(23, 23)[:, 0], np.arange(-110, 111, 10))  # Zhang's grid: multiples of 10
+    # Independent oracle: scikit-image's lab2rgb of points inside each cell, clipping not allowed.
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(np.linspace(0, 100, 101), np.linspace(-5, 5, 5), np.linspace(-5, 5, 5), indexing="ij"), -1).reshape(-1, 3)
+    for cell in rng.choice(23 * 23, 40, replace=False):
+        lab = grid + [0, *centres[cell]]
+        xyz_ok = []
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from skimage.color import lab2xyz, xyz2rgb  # noqa: F401
+
+            xyz = lab2xyz(lab)
+        from colorunet.color import XYZ_FROM_LINEAR_RGB
+
+        linear = xyz @ np.linalg.inv(XYZ_FROM_LINEAR_RGB).T
+        xyz_ok = np.all((linear >= 0) & (linear <= 1), axis=-1).any()
+        assert xyz_ok == (cell in set(cells.tolist())), cell
+    assert lab2rgb is not None
+    # grey is in gamut, (a, b) = (110, -110) is not
+    assert 11 * 23 + 11 in cells and 22 * 23 + 0 not in cells
+
+
+def test_lab_quantiser_fit_and_round_trip():
+    from colorunet.color import lab_to_rgb, rgb_to_lab, to_lightness_chroma
+
+    rng = np.random.default_rng(1)
+    rgb = rng.uniform(0, 1, (64, 64, 3))
+    light, ab = to_lightness_chroma(rgb, "lab")
+    q = Quantizer.fit_in_gamut(ChromaHistogram.of(ab[..., 0], ab[..., 1], 23, "lab"))
+    assert q.num_classes == LAB_NUM_CLASSES and q.space == "lab" and abs(q.prior.sum() - 1) < 1e-9
+    err = np.abs(q.centers[q.encode(ab[..., 0], ab[..., 1])] - ab)
+    assert err.max() <= 10.0 + 1e-3  # within a cell (10 Lab units) of the truth
+    q2 = Quantizer.from_arrays(q.to_arrays())
+    assert q2.space == "lab" and np.array_equal(q2.kept_cells, q.kept_cells)
+    assert np.abs(lab_to_rgb(rgb_to_lab(rgb)) - rgb).max() < 1e-9
+    assert np.allclose(light, rgb_to_lab(rgb)[..., 0] / 100, atol=1e-6)
+
+
+def test_contender_specs():
+    assert Contender.parse("paper") == Contender("paper", "paper", {})
+    c = Contender.parse("small=paper,lambda=1,augment=false,widths=8/16/32")
+    assert c.preset == "paper" and c.overrides == {"rebalance_lambda": 1, "augment": False, "widths": (8, 16, 32)}
+    with pytest.raises(ValueError, match="key=value"):
+        Contender.parse("x=paper,lambda")
+
+
+def test_compare_end_to_end(photo_dir, tmp_path):
+    evald = tmp_path / "eval"
+    evald.mkdir()
+    for p in sorted(photo_dir.glob("*.png"))[:2]:
+        Image.open(p).save(evald / p.name)
+    out = tmp_path / "cmp"
+    args = [sys.executable, "-m", "colorunet", "compare", str(photo_dir), "--eval", str(evald), "--out", str(out), "--budget", "1.5",
+            "--crop", "32", "--batch-size", "4", "--load-size", "64", "--calibration-steps", "5", "--temperatures", "0.38,1",
+            "--contenders", "paper", "paper-regression", "eccv16", "no-aug=paper,augment=false", "-q"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["runs"]) == {"paper", "paper-regression", "eccv16", "no-aug"}
+    assert res["runs"]["eccv16"]["parameters"] > 100 * res["runs"]["paper"]["parameters"]
+    assert res["runs"]["no-aug"]["overrides"] == {"augment": False}
+    rows = {(row["contender"], row["temperature"]) for row in res["rows"]}
+    assert {("gray", None), ("mean-colour", None), ("paper", 0.38), ("paper", 1.0), ("paper-regression", None), ("eccv16", 0.38)} <= rows
+    gray = next(row for row in res["rows"] if row["contender"] == "gray")
+    assert gray["colorfulness"] == 0.0
+    for name in ("results.md", "metrics_vs_temperature.png", "metric_vs_cost.png"):
+        assert (out / name).stat().st_size > 0
+    table = (out / "results.md").read_text()
+    assert table.count("\n| ") == len(res["rows"]) + 1 and "| eccv16 |" in table and table in r.stdout
+    # each contender's step count is the budget times its own measured speed; the 32M-parameter net is slower
+    from colorunet.compare import measure_rate
+
+    rates = {}
+    for name, spec in (("paper", "paper"), ("eccv16", "eccv16")):
+        rates[name] = measure_rate(photo_dir, Contender.parse(spec), None, out / "calibration")  # read back from its log
+        assert res["runs"][name]["steps"] == max(2, int(1.5 * rates[name]))
+    assert rates["eccv16"] < rates["paper"]
+    assert set(best_rows(res)) == {"paper", "paper-regression", "eccv16", "no-aug"}
+    # a rerun keeps the trained runs and only evaluates
+    r = subprocess.run(args[:-1] + ["--temperatures", "0.5"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "already trained" in r.stderr, r.stderr[-2000:]
