@@ -42,3 +42,20 @@ def test_soft_loss_with_one_hot_targets_equals_hard_loss():
     w = torch.rand(6) + 0.5
     z = F.one_hot(target, 6).permute(0, 3, 1, 2).float()
     torch.testing.assert_close(soft_rebalanced_cross_entropy(logits, z, w), rebalanced_cross_entropy(logits, target, w))
+
+
+def test_rebalanced_cross_entropy_same_in_both_layouts():
+    import torch
+
+    from colorunet.losses import rebalanced_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 7, 5, 6, generator=g)
+    target = torch.randint(0, 7, (2, 5, 6), generator=g)
+    w = torch.rand(7, generator=g) + 0.5
+    # by hand: mean over pixels of w[t] * -log softmax(z)[t]
+    logp = torch.log_softmax(logits, 1)
+    by_hand = -(w[target] * logp.gather(1, target[:, None])[:, 0]).mean()
+    a = rebalanced_cross_entropy(logits, target, w)
+    b = rebalanced_cross_entropy(logits.contiguous(memory_format=torch.channels_last), target, w)
+    assert torch.allclose(a, by_hand, atol=1e-6) and torch.allclose(b, by_hand, atol=1e-6)

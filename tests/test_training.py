@@ -1,4 +1,5 @@
 import csv
+import math
 
 import pytest
 import torch
@@ -92,3 +93,19 @@ def test_learning_rate_schedule():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[-1] == pytest.approx(0.1, abs=1e-4)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+
+
+def test_time_budget_schedule_and_run(photo_dir, tmp_path):
+    _, cfg = resolve_configs("paper", {}, {"lr": 1.0, "warmup_steps": 1000})
+    # a slow network: warm-up ends at 10% of the budget although only 3 steps were done
+    assert learning_rate(0, 10**9, cfg, spent=0.0) == pytest.approx(1e-3)
+    assert learning_rate(3, 10**9, cfg, spent=0.05) == pytest.approx(0.5 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.05))))
+    assert learning_rate(3, 10**9, cfg, spent=1.0) == pytest.approx(0.1)
+    out = tmp_path / "timed"
+    _train(photo_dir, out, time_budget_s=2.0, checkpoint_every=10**6)
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert 2.0 <= float(rows[-1]["elapsed_s"]) < 10 and len(rows) >= 2
+    assert float(rows[-1]["lr"]) == pytest.approx(2e-3 * 0.1, rel=0.05)  # the schedule reached its end with the clock
+    assert [s for s, _ in list_checkpoints(out)] == [len(rows)]
+    with pytest.raises(ValueError, match="time budget cannot be resumed"):
+        _train(photo_dir, out, resume=True)

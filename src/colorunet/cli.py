@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, help="data-loader processes; 0 builds batches in the training process (default: 0)")
     t.add_argument("--seed", type=int, help="seed of the data stream and initial weights (default: 0)")
     t.add_argument("--prior-photos", type=int, help="estimate the colour prior from a sample of this many photos, 0 for all (default: 10000)")
+    t.add_argument("--time-budget", type=_positive_float, dest="time_budget_s", metavar="SECONDS",
+                   help="train for this long (the learning-rate schedule runs on the clock; --steps, if given, caps it); cannot be resumed")
     t.add_argument("--compile", action="store_const", const=True, help="run the network through torch.compile (faster GPU steps after compiling)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
@@ -122,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     k = sub.add_parser("compare", help="train contenders for the same time budget and score them side by side",
-                       description="Train each contender on PHOTOS_DIR for the same wall-clock budget (its step count = budget × its measured "
-                                   "steps/s), evaluate all on EVAL_DIR at several temperatures next to the grey and mean-colour baselines, "
+                       description="Train each contender on PHOTOS_DIR for the same wall-clock budget (the learning-rate schedule runs "
+                                   "on the clock), evaluate all on EVAL_DIR at several temperatures next to the grey and mean-colour baselines, "
                                    "and write results.md, results.json and plots into --out. A contender is a preset name or "
                                    "NAME=PRESET,key=value,… (keys: any train option, e.g. lambda=1, augment=false, widths=32/64/128).")
     k.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="training photos (each contender trains on the same ones)")
@@ -137,7 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
     k.add_argument("--load-size", type=_positive_int, default=256, help="(default: %(default)s)")
     k.add_argument("--workers", type=int, default=0, help="data-loader processes (default: %(default)s)")
-    k.add_argument("--calibration-steps", type=_positive_int, default=8, help="steps timed to size each run (default: %(default)s)")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
     k.set_defaults(func=cmd_compare)
@@ -276,7 +277,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_overrides = {"widths": widths, "num_classes": args.num_classes, "head": args.head}
     names = ("steps", "epochs", "batch_size", "crop", "load_size", "lr", "rebalance_lambda", "target", "augment",
              "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed",
-             "prior_photos", "compile")
+             "prior_photos", "compile", "time_budget_s")
     train_overrides = {k: getattr(args, k) for k in names}
     preset = "eccv16" if args.arch == "eccv16" else args.preset
     if args.arch == "colorunet" and preset == "eccv16":
@@ -387,11 +388,9 @@ def cmd_open_photos(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import DEFAULT_CONTENDERS, CompareConfig, Contender, compare, parse_temperatures
 
-    if args.calibration_steps < 3:
-        raise ValueError("--calibration-steps must be at least 3")
     contenders = [Contender.parse(c) for c in (args.contenders or DEFAULT_CONTENDERS)]
     cc = CompareConfig(budget_s=args.budget, crop=args.crop, batch_size=args.batch_size, load_size=args.load_size, workers=args.workers,
-                       seed=args.seed, calibration_steps=args.calibration_steps, temperatures=parse_temperatures(args.temperatures))
+                       seed=args.seed, temperatures=parse_temperatures(args.temperatures))
     compare(args.photos, args.eval_dir, args.out, contenders, cc, progress=not args.quiet)
     print((args.out / "results.md").read_text())
     return 0

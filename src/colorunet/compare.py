@@ -5,11 +5,11 @@ rebalancing beat L2 regression, can a 0.13M-parameter U-Net stand in for Zhang
 et al.'s 32M-parameter network, what does the temperature trade — answered
 with numbers on the user's own photos:
 
-1. Each contender (a preset plus overrides) is timed for a few steps; its step
-   count is then budget × its measured steps/s, so every contender gets the
-   same wall-clock budget on this machine (a bigger network gets fewer steps —
-   the trade-off the paper is about). The learning-rate schedule spans those
-   steps, and the run stays an ordinary, resumable run folder.
+1. Each contender (a preset plus overrides) trains for the same wall-clock
+   budget on this machine (``TrainConfig.time_budget_s``: the learning-rate
+   schedule runs on the clock, so every contender gets a full warm-up and
+   decay however many steps it manages; a bigger network gets fewer steps —
+   the trade-off the paper is about). Loading the photos is not counted.
 2. Each trained model is evaluated (``evaluation.evaluate``) on the same held-out
    photos at every temperature given (classification models) or once
    (regression), next to the grey and mean-colour baselines.
@@ -90,33 +90,21 @@ class CompareConfig:
     load_size: int = 256
     workers: int = 0
     seed: int = 0
-    calibration_steps: int = 8
     temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES
     working_size: int = 256
 
 
-def _configs(c: Contender, cc: CompareConfig, steps: int):
+def _configs(c: Contender, cc: CompareConfig):
     model_over = {k: v for k, v in c.overrides.items() if k in _MODEL_KEYS}
     train_over = {k: v for k, v in c.overrides.items() if k not in _MODEL_KEYS}
     base = {"crop": cc.crop, "batch_size": cc.batch_size, "load_size": max(cc.load_size, cc.crop), "seed": cc.seed, "workers": cc.workers,
-            "steps": steps, "checkpoint_every": max(steps, 1)}
+            "time_budget_s": cc.budget_s, "checkpoint_every": 10**9}
     return resolve_configs(c.preset, model_over, base | train_over)
 
 
 def _log_rows(run: Path) -> list[dict]:
     with open(run / "log.csv", newline="") as f:
         return list(csv.DictReader(f))
-
-
-def measure_rate(photos: Path, c: Contender, cc: CompareConfig, work: Path) -> float:
-    """Steps per second of this contender here (steps after the first two, so start-up is not counted)."""
-    run = work / c.name
-    if not (run / "log.csv").exists():
-        mc, cfg = _configs(c, cc, cc.calibration_steps)
-        Trainer(photos, run, mc, cfg, progress=False).run()
-    rows = _log_rows(run)
-    t0, t1 = float(rows[1]["elapsed_s"]), float(rows[-1]["elapsed_s"])
-    return (len(rows) - 2) / max(t1 - t0, 1e-6)
 
 
 def inference_ms(model_spec: str, size: int = 256, repeats: int = 5) -> float:
@@ -153,15 +141,17 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
         run = out / "runs" / c.name
         if (run / "model.safetensors").exists() and (run / "config.json").exists():
             log(f"colorunet: {c.name}: already trained, keeping {run}")
-            steps = json.loads((run / "config.json").read_text())["total_steps"]
         else:
-            rate = measure_rate(photos, c, cc, out / "calibration")
-            steps = max(2, int(cc.budget_s * rate))
-            log(f"colorunet: {c.name}: {rate:.2f} steps/s here -> {steps} steps for {cc.budget_s:.0f} s")
-            mc, cfg = _configs(c, cc, steps)
+            if run.exists():  # a run cut off before its end: a budgeted run cannot resume, start it again
+                import shutil
+
+                shutil.rmtree(run)
+            log(f"colorunet: {c.name}: training for {cc.budget_s:g} s")
+            mc, cfg = _configs(c, cc)
             Trainer(photos, run, mc, cfg, progress=progress).run()
         resolved = json.loads((run / "config.json").read_text())
         rows_log = _log_rows(run)
+        steps = int(rows_log[-1]["step"])
         runs[c.name] = {
             "preset": c.preset, "overrides": c.overrides, "steps": steps, "parameters": resolved["parameters"],
             "train_s": float(rows_log[-1]["elapsed_s"]), "images_seen": steps * resolved["train_config"]["batch_size"],

@@ -70,6 +70,15 @@ def broadcast(world: World, obj):
     return box[0]
 
 
+def any_true(world: World, flag: bool) -> bool:
+    """True on every rank if it is true on any (e.g. one rank's clock ran out)."""
+    if not world.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0])
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def gather_strings(world: World, text: str) -> list[str]:
     if not world.distributed:
         return [text]

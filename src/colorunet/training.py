@@ -68,6 +68,11 @@ class TrainConfig:
             many training photos (0: all of them).
         compile: run the network through ``torch.compile`` (faster steps on GPUs after a
             minute of compiling; needs a C++ compiler on CPUs).
+        time_budget_s: stop after this many seconds of training (set-up not counted); the
+            learning-rate schedule then runs on the share of the budget spent instead of
+            steps. ``colorunet compare`` uses it so that contenders get the same wall-clock
+            time. How many steps fit depends on the machine: such a run is not
+            reproducible bit for bit, and cannot be resumed.
 
     ``batch_size`` is per process: under ``torchrun`` with W processes a step
     consumes W × batch_size crops.
@@ -96,6 +101,7 @@ class TrainConfig:
     seed: int = 0
     prior_photos: int = 10_000
     compile: bool = False
+    time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps < 1:
@@ -108,6 +114,8 @@ class TrainConfig:
             raise ValueError(f"target must be 'hard' or 'soft', got {self.target!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"time budget must be > 0 seconds, got {self.time_budget_s}")
         if self.load_size < self.crop:
             raise ValueError(f"load size ({self.load_size}) must be at least the crop ({self.crop})")
 
@@ -121,8 +129,16 @@ def resolve_configs(preset: str, model_overrides: dict[str, Any], train_override
     return ColorUNetConfig(**m), TrainConfig(preset=preset, **t)
 
 
-def learning_rate(step: int, total: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to ``lr``, then a cosine down to lr/10 at the last step."""
+def learning_rate(step: int, total: int, cfg: TrainConfig, spent: float | None = None) -> float:
+    """Linear warm-up to ``lr``, then a cosine down to lr/10 at the last step.
+
+    With a time budget, ``spent`` is the share of it used so far: the cosine runs
+    over that share, and the warm-up ends after ``warmup_steps`` steps or 10% of
+    the budget, whichever comes first (a slow network may do only a hundred steps).
+    """
+    if spent is not None:
+        warm = max((step + 1) / max(1, cfg.warmup_steps), spent / 0.1)
+        return cfg.lr * min(1.0, warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, spent))))
     warm = min(cfg.warmup_steps, max(1, total // 10))
     if step < warm:
         return cfg.lr * (step + 1) / warm
@@ -199,6 +215,8 @@ class Trainer:
         existing = load_latest_checkpoint(out, log=lambda msg: print(msg, file=sys.stderr)) if resume else None
         if not resume and (out / CONFIG_FILENAME).exists():
             raise ValueError(f"{out}: already holds a training run; use --resume to continue it, or another --out")
+        if resume and existing is not None and existing[0]["train_config"].get("time_budget_s"):
+            raise ValueError(f"{out}: a run with a time budget cannot be resumed (its schedule ran on the clock); start a new one")
         if resume and existing is None:
             raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); start again with another --out")
         distributed.barrier(world)  # every rank has looked before rank 0 writes config.json
@@ -237,7 +255,10 @@ class Trainer:
         n_train = len(data.train)
         global_batch = cfg.batch_size * world.world_size
         steps_per_epoch = math.ceil(n_train / global_batch)
-        total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * steps_per_epoch
+        if cfg.time_budget_s is not None:
+            total = cfg.steps or 10**9  # the clock stops the run; steps (if given) only cap it
+        else:
+            total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * steps_per_epoch
         val_every = cfg.val_every or max(steps_per_epoch, 100)
 
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -371,14 +392,15 @@ class Trainer:
         )
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=start, desc="training", unit="step", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=None if cfg.time_budget_s else total, initial=start, desc="training", unit="step", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         net.train()
         t0 = time.perf_counter()
         window_t, window_n = t0, 0
         val_loss: float | None = None
         step = start
+        spent = 0.0 if cfg.time_budget_s else None
         for step, batch in enumerate(loader, start=start):
-            lr = learning_rate(step, total, cfg)
+            lr = learning_rate(step, total, cfg, spent)
             for g in opt.param_groups:
                 g["lr"] = lr
             b = to_device(batch)
@@ -393,12 +415,17 @@ class Trainer:
                 raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; try a lower --lr")
             window_n += global_batch
             done = step + 1
+            if cfg.time_budget_s:
+                spent = (time.perf_counter() - t0) / cfg.time_budget_s
+                last = distributed.any_true(world, spent >= 1.0) or done == total  # all ranks stop at the same step
+            else:
+                last = done == total
             epochs_done = (sample_base + (done - start) * global_batch) / n_train  # by samples: right across world sizes
             row: dict[str, Any] = {"step": done, "epoch": f"{epochs_done:.3f}", "loss": f"{loss_value:.5f}", "lr": f"{lr:.3g}"}
-            if done % val_every == 0 or done == total:
+            if done % val_every == 0 or last:
                 val_loss = validate()
                 row["val_loss"] = "" if val_loss is None else f"{val_loss:.5f}"
-            if done % 10 == 0 or done == total:
+            if done % 10 == 0 or last:
                 now = time.perf_counter()
                 ips = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
@@ -408,8 +435,10 @@ class Trainer:
             if logger:
                 logger.write(row)
             bar.update(1)
-            if done % cfg.checkpoint_every == 0 or done == total:
-                save(done, val_loss, finished=done == total)
+            if done % cfg.checkpoint_every == 0 or last:
+                save(done, val_loss, finished=last)
+            if last:
+                break
         bar.close()
         if logger:
             logger.close()
