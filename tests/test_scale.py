@@ -228,3 +228,20 @@ def test_shards_read_through_an_fsspec_url(photo_dir, tmp_path):
     assert remote.urls[0].startswith("file://") and remote.names == local.names
     a, b = ShardPhotos(local, 64, 32, 0), ShardPhotos(remote, 64, 32, 0)
     assert all(np.array_equal(a[i], b[i]) for i in range(len(a)))
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="needs gloo")
+def test_torchrun_on_shards_with_a_time_budget(photo_dir, tmp_path):
+    """Two processes reading shards in loader workers, stopped by the clock: the learning rate
+    follows the clock, so the ranks must agree on it (they would drift apart otherwise)."""
+    write_shards(photo_dir, tmp_path / "shards", shard_size=3, progress=False)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "COLORUNET_DEBUG": "1"}
+    out = tmp_path / "run"
+    r = _torchrun(2, tmp_path / "shards", "--out", out, "--time-budget", "2", "--workers", "1", "--crop", "32", "--load-size", "64",
+                  "--batch-size", "2", "--device", "cpu", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = re.search(r"parameters identical on all 2 ranks \(sha256 ([0-9a-f]{64})\)", r.stderr)
+    assert m and weights_digest(dict(load_model(out).net.named_parameters())) == m.group(1)
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert float(rows[-1]["elapsed_s"]) >= 2.0 and len(rows) > 3
+    assert [s for s, _ in list_checkpoints(out)] == [len(rows)]

@@ -70,13 +70,14 @@ def broadcast(world: World, obj):
     return box[0]
 
 
-def any_true(world: World, flag: bool) -> bool:
-    """True on every rank if it is true on any (e.g. one rank's clock ran out)."""
+def agreed_max(world: World, value: float) -> float:
+    """The largest of the ranks' values, on every rank (e.g. how much of a time budget is spent:
+    the learning rate depends on it, so all ranks must use the same number)."""
     if not world.distributed:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0])
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return bool(t.item())
+    return float(t.item())
 
 
 def gather_strings(world: World, text: str) -> list[str]:

@@ -416,8 +416,9 @@ class Trainer:
             window_n += global_batch
             done = step + 1
             if cfg.time_budget_s:
-                spent = (time.perf_counter() - t0) / cfg.time_budget_s
-                last = distributed.any_true(world, spent >= 1.0) or done == total  # all ranks stop at the same step
+                # one clock for all ranks: the learning rate follows it, and all must stop at the same step
+                spent = distributed.agreed_max(world, (time.perf_counter() - t0) / cfg.time_budget_s)
+                last = spent >= 1.0 or done == total
             else:
                 last = done == total
             epochs_done = (sample_base + (done - start) * global_batch) / n_train  # by samples: right across world sizes
