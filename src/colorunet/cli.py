@@ -435,7 +435,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "name": m.name,
         "parameters": m.num_parameters,
         "temperature": m.temperature,
-        "model_config": m.config.to_dict(),
+        "model_config": {k: v for k, v in m.config.to_dict().items() if not (k == "widths" and m.config.arch == "eccv16")},
         "classes": None if m.quantizer is None else m.quantizer.num_classes,
         "quantizer_centers_uv": None if m.quantizer is None else [[round(float(a), 4) for a in c] for c in m.quantizer.centers],
         "quantizer_prior": None if m.quantizer is None else [round(float(p), 5) for p in m.quantizer.prior],
