@@ -59,3 +59,25 @@ def test_rebalanced_cross_entropy_same_in_both_layouts():
     a = rebalanced_cross_entropy(logits, target, w)
     b = rebalanced_cross_entropy(logits.contiguous(memory_format=torch.channels_last), target, w)
     assert torch.allclose(a, by_hand, atol=1e-6) and torch.allclose(b, by_hand, atol=1e-6)
+
+
+def test_channels_last_cross_entropy_gradient_matches_pytorch():
+    import torch
+    import torch.nn.functional as F
+
+    from colorunet.losses import rebalanced_cross_entropy
+
+    g = torch.Generator().manual_seed(1)
+    w = torch.rand(9, generator=g) + 0.5
+    target = torch.randint(0, 9, (3, 6, 5), generator=g)
+    for dtype in (torch.float32, torch.bfloat16):
+        base = (torch.randn(3, 9, 6, 5, generator=g) * 4).to(dtype)
+        a = base.clone().contiguous(memory_format=torch.channels_last).requires_grad_()
+        b = base.clone().requires_grad_()
+        la = rebalanced_cross_entropy(a, target, w)  # the rows path
+        lb = F.cross_entropy(b.float(), target, weight=w, reduction="sum") / target.numel()  # PyTorch's own
+        la.backward()
+        lb.backward()
+        assert a.grad.dtype == dtype and torch.allclose(la, lb, atol=1e-5)
+        tol = 1e-6 if dtype == torch.float32 else 1e-3
+        assert torch.allclose(a.grad.float(), b.grad.float(), atol=tol), (dtype, (a.grad.float() - b.grad.float()).abs().max())
