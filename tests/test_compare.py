@@ -101,3 +101,7 @@ def test_compare_end_to_end(photo_dir, tmp_path):
     # a rerun keeps the trained runs and only evaluates
     r = subprocess.run(args[:-1] + ["--temperatures", "0.5"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "already trained" in r.stderr, r.stderr[-2000:]
+    # but not runs made with other settings
+    other = [a if a != "1.5" else "3" for a in args]
+    r = subprocess.run(other, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "trained with other settings (time_budget_s)" in r.stderr, r.stderr[-2000:]

@@ -140,7 +140,14 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
     runs: dict[str, dict] = {}
     for c in contenders:
         run = out / "runs" / c.name
+        mc, cfg = _configs(c, cc)
         if (run / "model.safetensors").exists() and (run / "config.json").exists():
+            kept = json.loads((run / "config.json").read_text())
+            wanted = {"model_config": mc.to_dict(), "train_config": asdict(cfg)}
+            for part in ("model_config", "train_config"):
+                differ = sorted(k for k, v in wanted[part].items() if k != "workers" and json.loads(json.dumps(v)) != kept[part].get(k))
+                if differ:
+                    raise ValueError(f"{run}: trained with other settings ({', '.join(differ)}); delete it or use another --out")
             log(f"colorunet: {c.name}: already trained, keeping {run}")
         else:
             if run.exists():  # a run cut off before its end: a budgeted run cannot resume, start it again
@@ -148,7 +155,6 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
 
                 shutil.rmtree(run)
             log(f"colorunet: {c.name}: training for {cc.budget_s:g} s")
-            mc, cfg = _configs(c, cc)
             Trainer(photos, run, mc, cfg, progress=progress).run()
         resolved = json.loads((run / "config.json").read_text())
         rows_log = _log_rows(run)
