@@ -191,7 +191,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def best_rows(results: dict, key: str = "auc_rebalanced") -> dict[str, dict]:
-    """Each contender's row at its best temperature by ``key`` (chosen on the evaluation photos themselves)."""
+    """Each trained contender's row at its best temperature by ``key`` (chosen on the evaluation photos
+    themselves); a regression model's only row."""
     best: dict[str, dict] = {}
     for r in results["rows"]:
         if r["kind"] == "model" and (r["contender"] not in best or r[key] > best[r["contender"]][key]):
@@ -250,9 +251,7 @@ def plot_results(results: dict, out: Path) -> None:
     _save_fig(fig, out / "metrics_vs_temperature.png")
     plt.close(fig)
 
-    best = best_rows(results)
-    regression = {r["contender"]: r for r in results["rows"] if r["kind"] == "model" and r["temperature"] is None}
-    points = {**best, **regression}
+    points = best_rows(results)  # a regression model has one row, so it is its own best
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (x_of, xlabel) in zip(axes, ((lambda n: results["runs"][n]["parameters"], "parameters"),
                                          (lambda n: results["runs"][n]["inference_ms_256"], "network ms per 256² photo"))):

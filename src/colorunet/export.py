@@ -22,7 +22,8 @@ from .atomic import atomic_path
 from .color import lightness_of
 from .errors import ColorunetError
 from .images import open_image, to_float_rgb
-from .pipeline import get_model, working_luma
+from .pipeline import get_model
+from .working import pad_to_multiple, working_luma
 
 #: Largest |ONNX − PyTorch| accepted on the check inputs (fp32 both sides).
 TOLERANCE = 1e-3
@@ -34,11 +35,6 @@ class ExportReport:
     max_abs_diff_random: float
     max_abs_diff_photos: float
     size_bytes: int
-
-
-def _pad(y: np.ndarray, m: int) -> np.ndarray:
-    h, w = y.shape
-    return np.pad(y, ((0, -h % m), (0, -w % m)), mode="edge")
 
 
 def export_onnx(model_spec, out: Path, check_photos: list[Path] | None = None, opset: int = 17) -> ExportReport:
@@ -86,7 +82,7 @@ def export_onnx(model_spec, out: Path, check_photos: list[Path] | None = None, o
         d_photos = 0.0
         for p in check_photos or []:
             y = working_luma(lightness_of(to_float_rgb(open_image(p))[0], m.config.color_space))
-            d_photos = max(d_photos, diff(_pad(y, mult)[None, None].astype(np.float32)))
+            d_photos = max(d_photos, diff(pad_to_multiple(y, mult)[None, None]))
         worst = max(d_random, d_photos)
         if worst > TOLERANCE:
             raise ColorunetError(f"{out}: ONNX output differs from PyTorch by {worst:.2g} (> {TOLERANCE}); not written")

@@ -22,7 +22,7 @@ from PIL import Image
 
 from .decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps_np, decode_chroma_np, softmax_np
 from .errors import ColorunetError
-from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike, read_luma, recombine, working_luma
+from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike, pad_to_multiple, read_luma, recombine, working_luma
 
 #: The shipped model, exported (kept equal to assets/default.safetensors by the tests).
 DEFAULT_ONNX = Path(__file__).parent / "assets" / "default.onnx"
@@ -76,8 +76,7 @@ def load_onnx_model(spec: str = "default") -> OnnxModel:
 def predict_scores(model: OnnxModel, small: np.ndarray) -> np.ndarray:
     """(1, C, h, w) network output for an (h, w) working-size luma (edge-padded to the size multiple)."""
     h, w = small.shape
-    m = model.size_multiple
-    x = np.pad(small.astype(np.float32), ((0, -h % m), (0, -w % m)), mode="edge")[None, None]
+    x = pad_to_multiple(small, model.size_multiple)[None, None]
     out = model.session.run(None, {"luma": x})[0]
     return out[..., :h, :w]
 

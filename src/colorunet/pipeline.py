@@ -23,10 +23,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .decode import check_decode_options, confidence_maps, decode_chroma
-from .images import to_uint8
 from .refine import Hints
 from .weights import ColorModel, load_model
-from .working import DEFAULT_WORKING_SIZE, Colorization, confidence_image, ImageLike, read_luma, recombine, working_luma, working_shape  # noqa: F401 (re-exported)
+from .working import DEFAULT_WORKING_SIZE, Colorization, confidence_image, ImageLike, pad_to_multiple, read_luma, recombine, working_luma, working_shape  # noqa: F401 (re-exported)
 
 ModelLike = Union[ColorModel, str, os.PathLike, None]
 
@@ -52,11 +51,7 @@ def predict_scores(model: ColorModel, small: np.ndarray) -> torch.Tensor:
         (1, C, h, w) float32: class logits (C = n) or chroma (C = 2, regression head).
     """
     h, w = small.shape
-    m = model.config.size_multiple
-    ph, pw = -h % m, -w % m
-    x = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))[None, None]  # (1, 1, h, w)
-    # Replicate, not reflect: reflection needs the pad to be smaller than the image (fails at 1×N).
-    x = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    x = torch.from_numpy(pad_to_multiple(small, model.config.size_multiple))[None, None]  # (1, 1, h', w')
     device = next(model.net.parameters()).device
     # channels_last: the layout oneDNN's and cuDNN's fastest convolutions use
     x = x.to(device).contiguous(memory_format=torch.channels_last)

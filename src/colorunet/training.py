@@ -164,15 +164,16 @@ class Trainer:
             print(msg, file=sys.stderr)
 
     # --- the pieces of a run ---
-    def _data(self) -> _TrainingData:
+    def _data(self, with_validation: bool = True) -> _TrainingData:
+        """The training photos, and the validation photos if ``with_validation`` (only rank 0 validates)."""
         cfg = self.cfg
         if is_shard_source(self.photos_dir):
             # Shards: photos are decoded on demand, in the loader workers; only the
             # validation photos and the prior's sample are decoded up front.
             train_rec, val_rec = split_records(self.photos_dir, cfg.val_fraction)
             train = ShardPhotos(train_rec, cfg.load_size, cfg.crop, cfg.seed)
-            val = ShardPhotos(val_rec, cfg.load_size, cfg.crop, cfg.seed) if len(val_rec) else None
-            val_photos = list(decode_some(val, list(range(min(MAX_VALIDATION_PHOTOS, len(val_rec)))))) if val else []
+            n_val = min(MAX_VALIDATION_PHOTOS, len(val_rec)) if with_validation else 0
+            val_photos = list(decode_some(ShardPhotos(val_rec, cfg.load_size, cfg.crop, cfg.seed), list(range(n_val)))) if n_val else []
             return _TrainingData(
                 train, val_photos, train_rec.names, 0,
                 lambda: decode_some(train, prior_sample(len(train), cfg.prior_photos, cfg.seed)),
@@ -180,7 +181,7 @@ class Trainer:
         paths = photo_folder(self.photos_dir)
         train_paths, val_paths = split_paths(paths, self.photos_dir, cfg.val_fraction)
         train = load_photos(train_paths, cfg.load_size, progress=self.progress, min_size=cfg.crop)
-        val = load_photos(val_paths, cfg.load_size, progress=self.progress, min_size=cfg.crop)
+        val = load_photos(val_paths if with_validation else [], cfg.load_size, progress=self.progress, min_size=cfg.crop)
         for why in train.skipped + val.skipped:
             self.log(f"colorunet: {why}")
         if not train.photos:
@@ -240,7 +241,7 @@ class Trainer:
         if existing is not None and not world.distributed:
             device = pick_device(cfg.device)  # the resumed run's own (or a newly given) device
         dtype = pick_dtype(cfg.precision, device)
-        data = self._data()
+        data = self._data(with_validation=world.is_main)
         digest = self._data_digest(data.names)
 
         if existing is not None:
@@ -275,6 +276,11 @@ class Trainer:
             if int(state.get("world_size", 1)) != world.world_size:
                 self.log(f"colorunet: the run had {state.get('world_size', 1)} processes, now {world.world_size}; "
                          f"the data stream continues at sample {sample_base:,} (batch {global_batch} per step from here)")
+
+        def samples_at(step: int) -> int:
+            """Samples of the global stream consumed after ``step`` steps of this run."""
+            return sample_base + (step - start) * global_batch
+
         model = net
         if world.distributed:
             model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -351,7 +357,7 @@ class Trainer:
                     "train_config": asdict(cfg),
                     "quantizer": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in quantizer.to_arrays().items()},
                     "data_digest": digest,
-                    "samples": sample_base + (step - start) * global_batch,
+                    "samples": samples_at(step),
                     "world_size": world.world_size,
                     "rank": world.rank,
                 },
@@ -421,7 +427,7 @@ class Trainer:
                 last = spent >= 1.0 or done == total
             else:
                 last = done == total
-            epochs_done = (sample_base + (done - start) * global_batch) / n_train  # by samples: right across world sizes
+            epochs_done = samples_at(done) / n_train  # by samples: right across world sizes
             row: dict[str, Any] = {"step": done, "epoch": f"{epochs_done:.3f}", "loss": f"{loss_value:.5f}", "lr": f"{lr:.3g}"}
             if done % val_every == 0 or last:
                 val_loss = validate()
@@ -449,7 +455,6 @@ class Trainer:
         n = (step + 1 - start) * global_batch
         self.log(f"colorunet: trained {step + 1 - start} steps in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s); model: {out / MODEL_FILENAME}")
         return out / MODEL_FILENAME
-
 
     def _fit_quantizer(self, data: _TrainingData) -> Quantizer:
         mc = self.model_config

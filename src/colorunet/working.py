@@ -67,6 +67,19 @@ def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.
     return np.array(Image.fromarray(np.asarray(y, dtype=np.float32)).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
 
 
+def pad_to_multiple(y: np.ndarray, multiple: int) -> np.ndarray:
+    """(h, w) luma edge-padded at the bottom and right to multiples of ``multiple``, float32.
+
+    Edge (replicate), not reflect: reflection needs the pad to be smaller than the
+    image, which fails for a 1×N photo. Callers crop the network's output back to (h, w).
+    """
+    h, w = y.shape
+    y = np.asarray(y, dtype=np.float32)
+    if h % multiple == 0 and w % multiple == 0:
+        return np.ascontiguousarray(y)
+    return np.pad(y, ((0, -h % multiple), (0, -w % multiple)), mode="edge")
+
+
 def read_luma(image: ImageLike, space: str = "yuv") -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Step 1: the photo's own luma (L*/100 for a Lab model), kept exactly. Returns (H, W) float32, alpha or None, notes."""
     img = as_image(image)
