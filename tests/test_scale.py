@@ -197,6 +197,14 @@ def test_shard_and_index_commands(photo_dir, tmp_path):
     ours = json.loads((tmp_path / "s" / "shards.json").read_text())
     assert [s["names"] for s in theirs["shards"]] == [s["names"] for s in ours["shards"]]  # paths come back from KEY.json
     assert [s["offsets"] for s in theirs["shards"]] == [s["offsets"] for s in ours["shards"]]
+    # an index written in another folder, from paths relative to the working directory, still finds the tars
+    (tmp_path / "elsewhere").mkdir()
+    r = subprocess.run([sys.executable, "-m", "colorunet", "data", "index", *(os.path.relpath(t, tmp_path) for t in tars),
+                        "-o", "elsewhere/shards.json"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    moved, _ = split_records(tmp_path / "elsewhere" / "shards.json", 0.0)
+    photos = ShardPhotos(moved, 64, 32, seed=0)
+    assert len(photos) == 8 and all(photos[i].shape[2] == 3 for i in range(len(photos)))
     # errors: short, named, no traceback
     r = subprocess.run([sys.executable, "-m", "colorunet", "data", "shard", str(tmp_path / "missing"), str(tmp_path / "o")],
                        capture_output=True, text=True, env=env)

@@ -185,8 +185,18 @@ def _index_one_tar(path: str, url: str, names: list[str] | None = None) -> dict:
 
 
 def index_tars(tars: list[str], out: Path) -> dict:
-    """Write ``shards.json`` for existing WebDataset-style tars (local paths or URLs)."""
-    shards = [_index_one_tar(t, t) for t in tars]
+    """Write ``shards.json`` for existing WebDataset-style tars (local paths or URLs).
+
+    Local tars are recorded relative to the index's folder (that is what
+    readers resolve them against), so the index works wherever it is written
+    and moves with the tars.
+    """
+    here = Path(out).resolve().parent
+
+    def recorded(t: str) -> str:
+        return t if is_url(t) else Path(os.path.relpath(Path(t).resolve(), here)).as_posix()
+
+    shards = [_index_one_tar(t, recorded(t)) for t in tars]
     index = {"format": INDEX_FORMAT, "version": 1, "photos": sum(len(s["names"]) for s in shards), "shards": shards, "skipped": []}
     with atomic_path(Path(out)) as tmp:
         tmp.write_text(json.dumps(index))
