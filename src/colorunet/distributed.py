@@ -70,13 +70,14 @@ def broadcast(world: World, obj):
     return box[0]
 
 
-def agreed_max(world: World, value: float) -> float:
-    """The largest of the ranks' values, on every rank (e.g. how much of a time budget is spent:
-    the learning rate depends on it, so all ranks must use the same number)."""
+def rank0_value(world: World, value: float) -> float:
+    """Rank 0's ``value`` on every rank (e.g. how much of a time budget is spent: the learning
+    rate depends on it, so all ranks must use the same number, and rank 0's clock is the one
+    its log shows)."""
     if not world.distributed:
         return value
     t = torch.tensor([float(value)], dtype=torch.float64)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    torch.distributed.broadcast(t, src=0)
     return float(t.item())
 
 

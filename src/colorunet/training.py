@@ -422,8 +422,8 @@ class Trainer:
             window_n += global_batch
             done = step + 1
             if cfg.time_budget_s:
-                # one clock for all ranks: the learning rate follows it, and all must stop at the same step
-                spent = distributed.agreed_max(world, (time.perf_counter() - t0) / cfg.time_budget_s)
+                # one clock for all ranks (rank 0's): the learning rate follows it, and all must stop at the same step
+                spent = distributed.rank0_value(world, (time.perf_counter() - t0) / cfg.time_budget_s)
                 last = spent >= 1.0 or done == total
             else:
                 last = done == total
