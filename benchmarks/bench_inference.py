@@ -4,11 +4,16 @@
     python benchmarks/bench_inference.py --part network
     python benchmarks/bench_inference.py --part end-to-end --sizes 256x256 4000x3000 --model runs/mine --backends torch
 
-Network part, in one process: ColorUNet's paper preset, the shipped model's
-preset and Zhang et al.'s eccv16 architecture, at 256² and 512², batch 1 and 16,
-each run as a user would naively run it (fp32, eager, NCHW) and as colorunet runs
-it (conv + batch norm + ReLU fused for ColorUNet, bf16 autocast + channels_last
-where the CPU has bf16 units, as in ``pipeline.predict_scores``), and through
+Network part: ColorUNet's paper preset, the shipped model's preset and Zhang
+et al.'s eccv16 architecture, at 256² and 512², batch 1 and 16, each run as a
+user would naively run it (fp32, eager, NCHW, in a fresh process with the C
+library's allocator as it comes), then in a second process set up as the
+colorunet command sets itself up (freed memory kept for reuse,
+``allocator.py``): the same naive run again (what the allocator alone is
+worth), colorunet's way (batch norm folded into the convs for ColorUNet, each
+conv + ReLU one oneDNN primitive for both networks (``cpu_inference.py``),
+bf16 + channels_last where the CPU has bf16 units, as in
+``pipeline.predict_scores``), and through
 ONNX Runtime (fp32, as ``colorize --backend onnx`` runs it): ms per batch, images/s, FLOPs per image (torch's
 FlopCounterMode) and achieved GFLOP/s, next to this machine's matmul peak
 (fp32 and bf16, measured in the same run).
@@ -39,8 +44,10 @@ def child(size: str, model: str, repeats: int, working_size: int, backend: str =
     import numpy as np
     from PIL import Image
 
+    from colorunet.allocator import reuse_freed_memory
     from colorunet.images import save_image
 
+    reuse_freed_memory()  # as the colorunet command does first
     if backend == "onnx":
         from colorunet.onnx_backend import colorize_full, load_onnx_model as get_model
     else:
@@ -85,67 +92,114 @@ def matmul_peak(dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
-def network_part(model_spec: str, budget_s: float) -> None:
-    sys.path.insert(0, str(SRC))
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+NETWORK_CASES = [(size, batch) for size in (256, 512) for batch in (1, 16)]
 
-    from colorunet.hardware import inference_dtype
-    from colorunet.model import ColorUNet, ColorUNetConfig, fused_for_inference
+
+def make_nets(model_spec: str) -> dict:
+    import torch
+
+    from colorunet.model import ColorUNet, ColorUNetConfig
     from colorunet.model_eccv16 import ECCV16Net
     from colorunet.pipeline import get_model
 
     shipped = get_model(model_spec).config
-    nets = {"paper": ColorUNet(ColorUNetConfig()), f"shipped {shipped.widths}": ColorUNet(ColorUNetConfig(**shipped.to_dict())), "eccv16": ECCV16Net()}
+    torch.manual_seed(0)  # the same weights in both child processes
+    return {"paper": ColorUNet(ColorUNetConfig()), f"shipped {shipped.widths}": ColorUNet(ColorUNetConfig(**shipped.to_dict())), "eccv16": ECCV16Net()}
+
+
+def timed(fn, budget_s: float) -> float:
+    import torch
+
+    with torch.inference_mode():
+        t = time.perf_counter()
+        fn()
+        first = time.perf_counter() - t
+        n = max(1, min(20, int(budget_s / max(first, 1e-4))))
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t) / n
+
+
+def network_child(role: str, model_spec: str, budget_s: float) -> dict:
+    """One process's half of the network table.
+
+    "naive": a fresh process as a user would write it: fp32, eager, NCHW, the C
+    library's allocator as it comes. "colorunet": the process as ``colorunet``
+    sets it up (``allocator.reuse_freed_memory``), then the same naive fp32 run
+    (to show what the allocator alone is worth), colorunet's way, and ONNX Runtime.
+    """
+    sys.path.insert(0, str(SRC))
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from colorunet.allocator import reuse_freed_memory
+    from colorunet.hardware import inference_dtype
+    from colorunet.cpu_inference import onednn_available, onednn_inference_net
+    from colorunet.model import fused_for_inference
+
+    out: dict = {"rows": {}}
+    if role == "colorunet":
+        out["allocator"] = reuse_freed_memory()
+        out["peak_fp32"], out["peak_bf16"] = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    nets = make_nets(model_spec)
     ours = inference_dtype(torch.device("cpu"))
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; colorunet runs {str(ours).replace('torch.', '')} + channels_last")
-    print(f"# matmul peak (2048², this run): fp32 {matmul_peak(torch.float32):.0f} GFLOP/s, bf16 {matmul_peak(torch.bfloat16):.0f} GFLOP/s")
-    print(f"{'network':<22}{'input':>10}{'batch':>6}{'GFLOP/img':>10}{'naive ms':>10}{'ours ms':>9}{'speed-up':>9}{'ours img/s':>11}{'ours GFLOP/s':>13}"
-          f"{'ORT ms':>9}{'ORT speed-up':>13}")
-    onnx_sessions = {name: onnx_session(net) for name, net in nets.items()}
-    results = {}
+    out["ours"] = str(ours).replace("torch.", "")
+    onnx_sessions = {name: onnx_session(net) for name, net in nets.items()} if role == "colorunet" else {}
     for name, net in nets.items():
         net.eval()
-        for size in (256, 512):
-            for batch in (1, 16):
-                x = torch.rand(batch, 1, size, size)
+        for size, batch in NETWORK_CASES:
+            x = torch.rand(batch, 1, size, size)
+            row = {"naive": timed(lambda: net(x), budget_s)}
+            if role == "colorunet":
                 with FlopCounterMode(display=False) as fc, torch.inference_mode():
                     net(x[:1])
-                gflop = fc.get_total_flops() / 1e9
-
-                def timed(fn) -> float:
-                    with torch.inference_mode():
-                        t = time.perf_counter()
-                        fn()
-                        first = time.perf_counter() - t
-                        n = max(1, min(20, int(budget_s / max(first, 1e-4))))
-                        t = time.perf_counter()
-                        for _ in range(n):
-                            fn()
-                        return (time.perf_counter() - t) / n
-
-                naive = timed(lambda: net(x))
-                # as pipeline.predict_scores: conv+BN+ReLU fused (ColorUNet), channels_last, autocast
-                fast_net = fused_for_inference(net) if isinstance(net, ColorUNet) else net
-                net_cl, x_cl = fast_net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+                row["gflop"] = fc.get_total_flops() / 1e9
+                # as ColorModel.inference_net and pipeline.predict_scores: BN folded (ColorUNet), each
+                # conv (+ ReLU) one oneDNN primitive (both networks), channels_last, autocast
+                net_cl = onednn_inference_net(net, ours) if onednn_available() else fused_for_inference(net).to(memory_format=torch.channels_last)
+                x_cl = x.contiguous(memory_format=torch.channels_last)
 
                 def fast():
                     with torch.autocast("cpu", dtype=ours, enabled=ours != torch.float32):
                         return net_cl(x_cl)
 
-                mine = timed(fast)
-                net.to(memory_format=torch.contiguous_format)
-                session = onnx_sessions[name]
-                xn = x.numpy()
-                ort = timed(lambda: session.run(None, {"luma": xn})) if session else float("nan")
-                results[(name, size, batch)] = (naive, mine, ort)
-                print(f"{name:<22}{f'{size}²':>10}{batch:>6}{gflop:>10.2f}{naive * 1e3:>10.1f}{mine * 1e3:>9.1f}{naive / mine:>8.2f}x"
-                      f"{batch / mine:>11.1f}{gflop * batch / mine:>13.0f}{ort * 1e3:>9.1f}{naive / ort:>12.2f}x", flush=True)
+                row["ours"] = timed(fast, budget_s)
+                session, xn = onnx_sessions[name], x.numpy()
+                row["ort"] = timed(lambda: session.run(None, {"luma": xn}), budget_s) if session else float("nan")
+            out["rows"][f"{name}|{size}|{batch}"] = row
+    return out
+
+
+def network_part(model_spec: str, budget_s: float) -> None:
+    """Both halves in fresh processes, one after the other, in this one run."""
+    import torch
+
+    halves = {}
+    for role in ("naive", "colorunet"):
+        proc = subprocess.run([sys.executable, __file__, "--network-child", role, "--model", model_spec, "--budget", str(budget_s)],
+                              capture_output=True, text=True, check=True)
+        halves[role] = json.loads(proc.stdout.strip().splitlines()[-1])
+    c = halves["colorunet"]
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; colorunet runs {c['ours']} + channels_last, "
+          f"allocator keeps freed memory: {c['allocator']}")
+    print(f"# matmul peak (2048², this run): fp32 {c['peak_fp32']:.0f} GFLOP/s, bf16 {c['peak_bf16']:.0f} GFLOP/s")
+    print("# naive: fp32 eager NCHW in a fresh process, allocator as it comes; naive+alloc: the same with colorunet's allocator setting")
+    print(f"{'network':<22}{'input':>7}{'batch':>6}{'GFLOP/img':>10}{'naive ms':>10}{'+alloc ms':>10}{'ours ms':>9}{'speed-up':>9}{'vs +alloc':>10}"
+          f"{'ours img/s':>11}{'ours GFLOP/s':>13}{'ORT ms':>9}{'ORT speed-up':>13}")
+    results = {}
+    for key, r in c["rows"].items():
+        name, size, batch = key.split("|")
+        naive, alloc, mine, ort = halves["naive"]["rows"][key]["naive"], r["naive"], r["ours"], r["ort"]
+        results[(name, int(size), int(batch))] = (naive, mine, ort)
+        print(f"{name:<22}{f'{size}²':>7}{batch:>6}{r['gflop']:>10.2f}{naive * 1e3:>10.1f}{alloc * 1e3:>10.1f}{mine * 1e3:>9.1f}{naive / mine:>8.2f}x"
+              f"{alloc / mine:>9.2f}x{int(batch) / mine:>11.1f}{r['gflop'] * int(batch) / mine:>13.0f}{ort * 1e3:>9.1f}{naive / ort:>12.2f}x", flush=True)
+    names = list(dict.fromkeys(k[0] for k in results))
     paper = results[("paper", 256, 1)][1]
     print(f"# at 256², batch 1: eccv16 as colorunet runs it / paper ColorUNet as colorunet runs it = {results[('eccv16', 256, 1)][1] / paper:.1f}x")
     best = {k: min(v[1:]) for k, v in results.items()}
     print(f"# at 256², batch 1, each at its faster of PyTorch-ours and ONNX Runtime: eccv16 / paper = {best[('eccv16', 256, 1)] / best[('paper', 256, 1)]:.1f}x; "
-          + ", ".join(f"{n}: {results[(n, 256, 1)][0] / best[(n, 256, 1)]:.2f}x naive" for n in nets))
+          + ", ".join(f"{n}: {results[(n, 256, 1)][0] / best[(n, 256, 1)]:.2f}x naive" for n in names))
 
 
 def onnx_session(net):
@@ -181,8 +235,12 @@ def main() -> None:
     p.add_argument("--folder", type=int, default=200, help="photos in the folder test (1 megapixel JPEGs; 0 to skip)")
     p.add_argument("--backends", nargs="+", default=["torch", "onnx"], help="colorize backends for the end-to-end and folder parts")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--network-child", choices=("naive", "colorunet"), help=argparse.SUPPRESS)
     p.add_argument("--child-backend", default="torch", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.network_child:
+        print(json.dumps(network_child(args.network_child, args.model, args.budget)))
+        return
     if args.child:
         print(json.dumps(child(args.child, args.model, args.repeats, args.working_size, args.child_backend)))
         return

@@ -447,7 +447,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .allocator import reuse_freed_memory
     from .errors import ColorunetError
+
+    reuse_freed_memory()  # before the first tensor: page faults cost more than the network (allocator.py)
 
     try:
         return args.func(args)

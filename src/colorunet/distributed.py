@@ -90,5 +90,16 @@ def gather_strings(world: World, text: str) -> list[str]:
 
 
 def shutdown(world: World) -> None:
+    """Leave the process group once every rank is done with it.
+
+    The barrier makes sure no collective is still in flight, and collecting
+    garbage first frees the DistributedDataParallel reducer (which holds the
+    group) while the interpreter is fully alive: left to the interpreter's
+    exit, gloo's threads could abort the process after the run had finished.
+    """
     if world.distributed and torch.distributed.is_initialized():
+        import gc
+
+        torch.distributed.barrier()
+        gc.collect()
         torch.distributed.destroy_process_group()

@@ -204,10 +204,11 @@ class Trainer:
         RESUMABLE_OVERRIDES apply, e.g. more ``steps`` to extend a finished run.
         """
         world = distributed.from_environment()
-        try:
-            return self._run(world, resume, resume_overrides)
-        finally:
-            distributed.shutdown(world)
+        path = self._run(world, resume, resume_overrides)
+        # Only after a run that ended well: were another rank still inside a
+        # collective (it failed), leaving the group would wait for it forever.
+        distributed.shutdown(world)
+        return path
 
     def _run(self, world: distributed.World, resume: bool, resume_overrides: dict[str, Any] | None) -> Path:
         out = self.out_dir

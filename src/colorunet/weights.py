@@ -62,8 +62,14 @@ class ColorModel:
 
     @cached_property
     def inference_net(self) -> torch.nn.Module:
-        """``net`` with conv + BN + ReLU fused, channels_last: what colorize runs.
-        Made once, on first use: a ColorModel is for inference, not for training."""
+        """What colorize runs: ``net`` with conv + BN + ReLU fused, channels_last; on a CPU,
+        each conv (+ ReLU) one oneDNN primitive with weights already in ``dtype``
+        (``cpu_inference``). Made once, on first use: a ColorModel is for inference,
+        not for training."""
+        from .cpu_inference import onednn_available, onednn_inference_net
+
+        if next(self.net.parameters()).device.type == "cpu" and onednn_available():
+            return onednn_inference_net(self.net, self.dtype)
         return fused_for_inference(self.net).to(memory_format=torch.channels_last)
 
     @property
