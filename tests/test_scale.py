@@ -140,7 +140,11 @@ def test_training_from_shards_resumes_exactly(photo_dir, tmp_path):
             path.unlink()
     _train(tmp_path / "shards", tmp_path / "cut", resume=True)
     a, b = load_model(tmp_path / "full").net.state_dict(), load_model(tmp_path / "cut").net.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Equal up to float rounding: nearly always bit for bit, but one full-suite run in
+    # several differed, and PyTorch does not promise bitwise-reproducible CPU
+    # convolution gradients. The same run with another seed ends ~0.5 away.
+    worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+    assert worst < 1e-4, f"resumed run differs by {worst}"
     cfg = json.loads((tmp_path / "full" / "config.json").read_text())
     assert cfg["data"]["photos_dir"] == str(tmp_path / "shards") and cfg["data"]["train_photos"] + cfg["data"]["val_photos"] == 8
 
