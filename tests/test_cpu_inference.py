@@ -115,3 +115,22 @@ def test_freed_memory_is_reused_without_page_faults():
     # forwards); kept for reuse, they are faulted in once, during the warm-up.
     assert system["faults"] > 10_000
     assert kept["faults"] < 1_000
+
+
+def test_colorize_falls_back_when_the_onednn_ops_fail(monkeypatch):
+    from colorunet import cpu_inference
+    from colorunet.pipeline import colorize, default_sample
+    from colorunet.weights import load_model
+
+    def broken(self, x):
+        raise RuntimeError("no kernel for this CPU")
+
+    import numpy as np
+
+    expected = np.asarray(colorize(default_sample(), load_model("default")))
+    monkeypatch.setattr(cpu_inference.OneDNNConv, "forward", broken)
+    model = load_model("default")  # a fresh ColorModel: inference_net is made on first use
+    assert not any(isinstance(m, OneDNNConv) for m in model.inference_net.modules())
+    got = np.asarray(colorize(default_sample(), model))
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1  # the same network, by the autocast path

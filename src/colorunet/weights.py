@@ -69,7 +69,14 @@ class ColorModel:
         from .cpu_inference import onednn_available, onednn_inference_net
 
         if next(self.net.parameters()).device.type == "cpu" and onednn_available():
-            return onednn_inference_net(self.net, self.dtype)
+            fast = onednn_inference_net(self.net, self.dtype)
+            m = 2 * self.config.size_multiple
+            try:  # a build can list the op yet lack a kernel for this CPU or type
+                with torch.inference_mode():
+                    fast(torch.rand(1, 1, m, m).contiguous(memory_format=torch.channels_last))
+                return fast
+            except (RuntimeError, NotImplementedError):
+                pass
         return fused_for_inference(self.net).to(memory_format=torch.channels_last)
 
     @property
