@@ -135,8 +135,7 @@ def network_child(role: str, model_spec: str, budget_s: float) -> dict:
 
     from colorunet.allocator import reuse_freed_memory
     from colorunet.hardware import inference_dtype
-    from colorunet.cpu_inference import onednn_available, onednn_inference_net
-    from colorunet.model import fused_for_inference
+    from colorunet.cpu_inference import cpu_inference_net
 
     out: dict = {"rows": {}}
     if role == "colorunet":
@@ -157,7 +156,7 @@ def network_child(role: str, model_spec: str, budget_s: float) -> dict:
                 row["gflop"] = fc.get_total_flops() / 1e9
                 # as ColorModel.inference_net and pipeline.predict_scores: BN folded (ColorUNet), each
                 # conv (+ ReLU) one oneDNN primitive (both networks), channels_last, autocast
-                net_cl = onednn_inference_net(net, ours) if onednn_available() else fused_for_inference(net).to(memory_format=torch.channels_last)
+                net_cl = cpu_inference_net(net, ours)
                 x_cl = x.contiguous(memory_format=torch.channels_last)
 
                 def fast():

@@ -94,3 +94,22 @@ def onednn_inference_net(net: nn.Module, dtype: torch.dtype) -> nn.Module:
     fast = fused_for_inference(net)  # a deep copy in eval mode
     _rewrite(fast, dtype)
     return fast.to(memory_format=torch.channels_last)
+
+
+def cpu_inference_net(net: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """What colorize runs on a CPU: ``onednn_inference_net`` where this build runs it, else
+    ``fused_for_inference`` in channels_last (to be called under autocast to ``dtype``).
+
+    A build can list the oneDNN ops yet lack a kernel for this CPU or type, so the
+    fast net is tried once on a small input before it is chosen.
+    """
+    if onednn_available():
+        fast = onednn_inference_net(net, dtype)
+        m = 2 * net.config.size_multiple
+        try:
+            with torch.inference_mode():
+                fast(torch.rand(1, 1, m, m).contiguous(memory_format=torch.channels_last))
+            return fast
+        except (RuntimeError, NotImplementedError):
+            pass
+    return fused_for_inference(net).to(memory_format=torch.channels_last)

@@ -66,17 +66,10 @@ class ColorModel:
         each conv (+ ReLU) one oneDNN primitive with weights already in ``dtype``
         (``cpu_inference``). Made once, on first use: a ColorModel is for inference,
         not for training."""
-        from .cpu_inference import onednn_available, onednn_inference_net
+        if next(self.net.parameters()).device.type == "cpu":
+            from .cpu_inference import cpu_inference_net
 
-        if next(self.net.parameters()).device.type == "cpu" and onednn_available():
-            fast = onednn_inference_net(self.net, self.dtype)
-            m = 2 * self.config.size_multiple
-            try:  # a build can list the op yet lack a kernel for this CPU or type
-                with torch.inference_mode():
-                    fast(torch.rand(1, 1, m, m).contiguous(memory_format=torch.channels_last))
-                return fast
-            except (RuntimeError, NotImplementedError):
-                pass
+            return cpu_inference_net(self.net, self.dtype)
         return fused_for_inference(self.net).to(memory_format=torch.channels_last)
 
     @property
