@@ -74,11 +74,7 @@ def rank0_value(world: World, value: float) -> float:
     """Rank 0's ``value`` on every rank (e.g. how much of a time budget is spent: the learning
     rate depends on it, so all ranks must use the same number, and rank 0's clock is the one
     its log shows)."""
-    if not world.distributed:
-        return value
-    t = torch.tensor([float(value)], dtype=torch.float64)
-    torch.distributed.broadcast(t, src=0)
-    return float(t.item())
+    return float(broadcast(world, float(value)))
 
 
 def gather_strings(world: World, text: str) -> list[str]:
