@@ -26,6 +26,7 @@ import os
 import posixpath
 import sys
 import tarfile
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -270,21 +271,27 @@ def split_records(spec: str | os.PathLike, val_fraction: float) -> tuple[Records
 
 
 class _Files:
-    """Open shard files of this process (reopened after a fork: file offsets are shared otherwise)."""
+    """Open shard files of this process (reopened after a fork: file offsets are shared otherwise).
+
+    A seek and the read after it must not interleave with another thread's
+    (``decode_some`` reads from threads): the other thread's seek would make this
+    one read the wrong bytes, and a good photo would be taken for a broken one.
+    """
 
     def __init__(self):
-        self.pid, self.files = os.getpid(), {}
+        self.pid, self.files, self.lock = os.getpid(), {}, threading.Lock()
 
     def read(self, url: str, offset: int, size: int) -> bytes:
-        if self.pid != os.getpid():
-            self.pid, self.files = os.getpid(), {}
-        f = self.files.get(url)
-        if f is None:
-            if len(self.files) >= 8:
-                self.files.pop(next(iter(self.files))).close()
-            f = self.files[url] = _open_binary(url)
-        f.seek(offset)
-        return f.read(size)
+        if self.pid != os.getpid():  # a new lock too: another thread may have held the old one at the fork
+            self.pid, self.files, self.lock = os.getpid(), {}, threading.Lock()
+        with self.lock:
+            f = self.files.get(url)
+            if f is None:
+                if len(self.files) >= 8:
+                    self.files.pop(next(iter(self.files))).close()
+                f = self.files[url] = _open_binary(url)
+            f.seek(offset)
+            return f.read(size)
 
 
 class ShardPhotos:
