@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text_atomic
 from .checksum import sha256_of
 from .errors import ColorunetError
 
@@ -47,8 +47,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
     path = checkpoint_path(run_dir, step)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-    with atomic_path(_checksum_path(path)) as tmp:
-        tmp.write_text(sha256_of(path) + "\n")
+    write_text_atomic(_checksum_path(path), sha256_of(path) + "\n")
     for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         _checksum_path(old).unlink(missing_ok=True)

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text_atomic
 from .evaluation import evaluate, evaluation_photos
 from .training import Trainer, resolve_configs
 
@@ -175,19 +175,14 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
         "config": asdict(cc), "photos": str(photos), "eval_photos": str(eval_dir), "eval_count": len(eval_photos),
         "runs": runs, "rows": rows,
     }
-    _write(out / "results.json", json.dumps(results, indent=2, default=str) + "\n")
-    _write(out / "results.md", results_markdown(results))
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=str) + "\n")
+    write_text_atomic(out / "results.md", results_markdown(results))
     plot_results(results, out)
     return results
 
 
 def _metrics(m: dict) -> dict:
     return {k: m[k] for k, _, _ in TABLE_METRICS} | {"colorfulness_true": m["colorfulness_true"]}
-
-
-def _write(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def best_rows(results: dict, key: str = "auc_rebalanced") -> dict[str, dict]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text_atomic
 from .color import luma_chroma_to_rgb, rgb_to_luma
 from .data import is_grayscale, split_paths
 from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
@@ -194,8 +194,7 @@ def _save_thumbs(folder: Path, i: int, true_rgb: np.ndarray, pred: np.ndarray, c
 
 def write_report(report: Path, ev: Evaluation, skipped: list[str]) -> None:
     """metrics.json, per_image.csv, curves.png and index.html (opens from disk, no server)."""
-    with atomic_path(report / "metrics.json") as t:
-        t.write_text(json.dumps(ev.metrics, indent=2) + "\n")
+    write_text_atomic(report / "metrics.json", json.dumps(ev.metrics, indent=2) + "\n")
     with atomic_path(report / "per_image.csv") as t:
         with open(t, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=PER_IMAGE_FIELDS)
@@ -225,8 +224,7 @@ td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-ali
 {f'<h2>Skipped</h2><ul>{skipped_html}</ul>' if skipped else ''}
 </body></html>
 """
-    with atomic_path(report / "index.html") as t:
-        t.write_text(page)
+    write_text_atomic(report / "index.html", page)
 
 
 def _fmt(v) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text_atomic
 from .data import is_grayscale, is_validation, load_photo
 from .errors import ColorunetError
 from .images import ImageError, find_images
@@ -137,8 +137,7 @@ def write_shards(
         shards.append(_index_one_tar(str(out / name), name, names))
     bar.close()
     index = {"format": INDEX_FORMAT, "version": 1, "photos": n, "shards": shards, "skipped": skipped}
-    with atomic_path(out / INDEX_FILENAME) as tmp:
-        tmp.write_text(json.dumps(index))
+    write_text_atomic(out / INDEX_FILENAME, json.dumps(index))
     return index
 
 
@@ -199,8 +198,7 @@ def index_tars(tars: list[str], out: Path) -> dict:
 
     shards = [_index_one_tar(t, recorded(t)) for t in tars]
     index = {"format": INDEX_FORMAT, "version": 1, "photos": sum(len(s["names"]) for s in shards), "shards": shards, "skipped": []}
-    with atomic_path(Path(out)) as tmp:
-        tmp.write_text(json.dumps(index))
+    write_text_atomic(out, json.dumps(index))
     return index
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from .atomic import write_text_atomic
 from .checkpoint import CheckpointError, load_latest_checkpoint, save_checkpoint
 from . import distributed
 from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, split_paths, validation_batch
@@ -519,6 +519,5 @@ class _CsvLog:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
