@@ -114,36 +114,41 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     return np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
 
 
+def _lab_f(t: np.ndarray) -> np.ndarray:
+    """CIE's f(t): the cube root, with a linear piece near black."""
+    eps = (6 / 29) ** 3
+    return np.where(t > eps, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1], (..., 3) -> CIE Lab (L in [0, 100], a and b roughly ±110)."""
-    xyz = srgb_to_linear(rgb) @ XYZ_FROM_LINEAR_RGB.T / D65_WHITE
-    eps = (6 / 29) ** 3
-    f = np.where(xyz > eps, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    f = _lab_f(srgb_to_linear(rgb) @ XYZ_FROM_LINEAR_RGB.T / D65_WHITE)
     L = 116 * f[..., 1] - 16
     a = 500 * (f[..., 0] - f[..., 1])
     b = 200 * (f[..., 1] - f[..., 2])
     return np.stack([L, a, b], axis=-1)
 
 
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """CIE Lab (D65) -> sRGB in [0, 1], (..., 3); colours outside the sRGB gamut are clipped (as Zhang et al. do)."""
+def lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) -> linear sRGB, (..., 3), unclipped: outside [0, 1] means outside the sRGB gamut."""
     lab = np.asarray(lab, dtype=np.float64)
     fy = (lab[..., 0] + 16) / 116
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
     delta = 6 / 29
     xyz = np.where(f > delta, f**3, 3 * delta**2 * (f - 4 / 29)) * D65_WHITE
-    linear = xyz @ np.linalg.inv(XYZ_FROM_LINEAR_RGB).T
-    linear = np.clip(linear, 0, 1)
+    return xyz @ np.linalg.inv(XYZ_FROM_LINEAR_RGB).T
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) -> sRGB in [0, 1], (..., 3); colours outside the sRGB gamut are clipped (as Zhang et al. do)."""
+    linear = np.clip(lab_to_linear_rgb(lab), 0, 1)
     return np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
 
 
 def lightness(rgb: np.ndarray) -> np.ndarray:
     """CIE L* / 100 in [0, 1]: the grey input of a Lab model, as luma is a YUV model's."""
-    lin = srgb_to_linear(rgb)
-    y = lin @ XYZ_FROM_LINEAR_RGB[1]
-    eps = (6 / 29) ** 3
-    f = np.where(y > eps, np.cbrt(y), y / (3 * (6 / 29) ** 2) + 4 / 29)
-    return ((116 * f - 16) / 100).astype(np.float32)
+    y = srgb_to_linear(rgb) @ XYZ_FROM_LINEAR_RGB[1]
+    return ((116 * _lab_f(y) - 16) / 100).astype(np.float32)
 
 
 # --- a model's colour space: what it sees (lightness) and what it predicts (chroma) ---------------------

@@ -251,21 +251,18 @@ def in_gamut_cells(grid_size: int = LAB_GRID_SIZE, samples_per_axis: int = 5, li
     counting only the cell centres would keep 225, the centres inside the convex
     hull of the gamut 233: every such rule leaves out colours that photos have.
     """
-    from .color import D65_WHITE, XYZ_FROM_LINEAR_RGB
+    from .color import lab_to_linear_rgb
 
     half = LAB_AB_MAX / grid_size
     offsets = np.linspace(-half, half, samples_per_axis)
     L = np.linspace(0, 100, lightness_steps)
-    to_linear = np.linalg.inv(XYZ_FROM_LINEAR_RGB).T
     found = np.zeros(grid_size * grid_size, dtype=bool)
     for da in offsets:
         for db in offsets:
             ab = cell_centers(grid_size, "lab") + [da, db]
-            fy = (L[:, None] + 16) / 116  # (nL, 1)
-            f = np.stack([fy + ab[None, :, 0] / 500, np.broadcast_to(fy, (len(L), len(ab))), fy - ab[None, :, 1] / 200], axis=-1)
-            delta = 6 / 29
-            xyz = np.where(f > delta, f**3, 3 * delta**2 * (f - 4 / 29)) * D65_WHITE
-            linear = xyz @ to_linear  # (nL, g², 3), unclipped
+            lab = np.empty((len(L), len(ab), 3))
+            lab[..., 0], lab[..., 1:] = L[:, None], ab  # (nL, g², 3): every lightness × every point
+            linear = lab_to_linear_rgb(lab)  # unclipped
             found |= np.all((linear >= 0) & (linear <= 1), axis=-1).any(axis=0)
     return np.flatnonzero(found).astype(np.int64)
 
