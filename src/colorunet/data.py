@@ -49,11 +49,16 @@ def split_paths(paths: list[Path], root: Path, val_fraction: float) -> tuple[lis
     extension is left out of the hash: a copy re-encoded as JPEG (a packed copy
     of the folder, say) splits the same way.
     """
-    flags = [is_validation(p.relative_to(root).as_posix(), val_fraction) for p in paths]
-    train = [p for p, v in zip(paths, flags) if not v]
-    val = [p for p, v in zip(paths, flags) if v]
+    return split_by_name(paths, [p.relative_to(root).as_posix() for p in paths], val_fraction)
+
+
+def split_by_name(items: list, names: list[str], val_fraction: float) -> tuple[list, list]:
+    """``items`` split by ``is_validation`` of their relative names (folders and tar shards alike)."""
+    flags = [is_validation(n, val_fraction) for n in names]
+    train = [x for x, v in zip(items, flags) if not v]
+    val = [x for x, v in zip(items, flags) if v]
     if val_fraction > 0 and not val and len(train) >= 2:
-        val.append(train.pop())  # a tiny folder still gets one validation photo
+        val.append(train.pop())  # a tiny set still gets one validation photo
     return train, val
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_text_atomic
-from .data import is_grayscale, is_validation, load_photo
+from .data import is_grayscale, load_photo, split_by_name
 from .errors import ColorunetError
 from .images import ImageError, find_images
 
@@ -249,12 +249,8 @@ def split_records(spec: str | os.PathLike, val_fraction: float) -> tuple[Records
     """Training and validation photos of a shard set, split by the same rule as a folder."""
     index, base = read_index(spec)
     urls = [_resolve(base, s["url"]) for s in index["shards"]]
-    parts: dict[bool, list] = {False: [], True: []}
-    for i, s in enumerate(index["shards"]):
-        for name, off, size in zip(s["names"], s["offsets"], s["sizes"]):
-            parts[is_validation(name, val_fraction)].append((i, off, size, name))
-    if val_fraction > 0 and not parts[True] and len(parts[False]) >= 2:
-        parts[True].append(parts[False].pop())  # as split_paths: a tiny set still gets one
+    rows = [(i, off, size, name) for i, s in enumerate(index["shards"]) for name, off, size in zip(s["names"], s["offsets"], s["sizes"])]
+    train, val = split_by_name(rows, [r[3] for r in rows], val_fraction)
 
     def records(rows) -> Records:
         return Records(
@@ -265,7 +261,7 @@ def split_records(spec: str | os.PathLike, val_fraction: float) -> tuple[Records
             [r[3] for r in rows],
         )
 
-    return records(parts[False]), records(parts[True])
+    return records(train), records(val)
 
 
 class _Files:
