@@ -98,3 +98,61 @@ def test_a_model_carries_its_measured_temperature(tmp_path, tiny_run):
     img = Image.fromarray(synthetic_photo(np.random.default_rng(5), 40, 40))
     np.testing.assert_array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=1.0)))
     assert not np.array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=0.2)))
+
+
+def _photo(h: int, w: int, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(7)
+    return Image.fromarray(rng.integers(0, 256, (h, w, len(mode)), dtype=np.uint8), mode)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_block_by_block_conversion_equals_the_whole_photo_at_once(monkeypatch, mode):
+    from colorunet import working
+    from colorunet.images import to_float_rgb, to_uint8
+    from colorunet.color import luma_chroma_to_rgb
+
+    img = _photo(97, 31, mode)
+    rng = np.random.default_rng(8)
+    u, v = (rng.uniform(-0.5, 0.5, (97, 31)).astype(np.float32) for _ in range(2))
+    monkeypatch.setattr(working, "BLOCK_PIXELS", 31 * 10)  # ten rows per block, the last block 7 rows
+    assert [b.stop - b.start for b in working.row_blocks(97, 31)] == [10] * 9 + [7]
+    luma, alpha, _ = working.read_luma(img)
+    rgb, alpha_whole = to_float_rgb(img)
+    np.testing.assert_array_equal(luma, rgb_to_luma(rgb))
+    np.testing.assert_array_equal(alpha, alpha_whole)
+    out = np.asarray(working.recombine(luma, u, v, alpha))
+    np.testing.assert_array_equal(out[..., :3], to_uint8(luma_chroma_to_rgb(luma, u, v)))
+    if mode == "RGBA":
+        np.testing.assert_array_equal(out[..., 3], np.asarray(img)[..., 3])
+
+
+def test_full_resolution_steps_hold_no_whole_photo_float_temporaries(monkeypatch):
+    """Reading the luma and recombining a 6-megapixel photo: bytes per pixel at the peak
+    (NumPy reports its allocations to tracemalloc). The arrays that must exist are the
+    stored pixels (3 B/px), the luma (4) and the output (3); float32 RGB of the whole
+    photo alone would be 12 B/px, and the recombination's whole-photo temporaries ~50.
+    Blocks of 64k pixels keep the blocks' own temporaries below 0.5 B/px here."""
+    import tracemalloc
+
+    from colorunet import working
+    from colorunet.working import read_luma, recombine
+
+    monkeypatch.setattr(working, "BLOCK_PIXELS", 1 << 16)
+
+    h, w = 2000, 3000
+    img = _photo(h, w)
+    u = np.full((h, w), 0.1, np.float32)
+    v = np.full((h, w), -0.1, np.float32)
+    tracemalloc.start()
+    try:
+        luma, alpha, _ = read_luma(img)
+        read_peak = tracemalloc.get_traced_memory()[1] / (h * w)
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = recombine(luma, u, v, alpha)
+        recombine_peak = (tracemalloc.get_traced_memory()[1] - base) / (h * w)
+    finally:
+        tracemalloc.stop()
+    assert out.size == (w, h)
+    assert read_peak < 3 + 4 + 1, read_peak
+    assert recombine_peak < 3 + 1, recombine_peak

@@ -112,18 +112,34 @@ def to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         rgb: (H, W, 3) float32.
         alpha: (H, W) uint8, or None.
     """
+    pixels, alpha = stored_pixels(img)
+    return float_rgb(pixels), alpha
+
+
+def stored_pixels(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pixels before their conversion to float, plus alpha (or None).
+
+    (H, W, 3) uint8 RGB; for 16-bit greyscale, (H, W, 1) float32 already in
+    [0, 1] (keeping the precision instead of Pillow's clipping to 8 bits).
+    ``float_rgb`` converts them, whole or a block of rows at a time: a
+    12-megapixel photo is 36 MB as stored and 144 MB as float RGB.
+    """
     alpha = None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         alpha = np.asarray(img.getchannel("A"))
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: keep the precision instead of Pillow's clipping to 8 bits.
         a = np.asarray(img, dtype=np.float32)
         peak = 65535.0 if a.max() > 255 else 255.0
-        g = np.clip(a / peak, 0, 1)
-        return np.repeat(g[..., None], 3, axis=2), alpha
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return rgb, alpha
+        return np.clip(a / peak, 0, 1)[..., None], alpha
+    return np.asarray(img.convert("RGB")), alpha
+
+
+def float_rgb(pixels: np.ndarray) -> np.ndarray:
+    """``stored_pixels``' array (or rows of it) as (h, W, 3) float32 RGB in [0, 1]."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / np.float32(255.0)
+    return np.repeat(pixels, 3, axis=2)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .color import from_lightness_chroma, lightness_of
-from .images import open_image, to_float_rgb, to_uint8
+from .images import float_rgb, open_image, stored_pixels, to_uint8
 
 #: Short side (pixels) at which the network runs; larger photos are scaled down for it.
 DEFAULT_WORKING_SIZE = 256
@@ -80,20 +80,41 @@ def pad_to_multiple(y: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(y, ((0, -h % multiple), (0, -w % multiple)), mode="edge")
 
 
+#: Full-resolution conversions go a block of rows at a time, about this many
+#: pixels per block: whole-photo float32 temporaries made a 12-megapixel photo
+#: peak at 1.4 GB, a dozen full-size planes for the recombination alone.
+BLOCK_PIXELS = 1 << 20
+
+
+def row_blocks(height: int, width: int) -> list[slice]:
+    """Slices of consecutive rows, about ``BLOCK_PIXELS`` pixels each, covering ``height`` rows."""
+    step = max(1, BLOCK_PIXELS // max(width, 1))
+    return [slice(r, min(r + step, height)) for r in range(0, height, step)]
+
+
 def read_luma(image: ImageLike, space: str = "yuv") -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Step 1: the photo's own luma (L*/100 for a Lab model), kept exactly. Returns (H, W) float32, alpha or None, notes."""
     img = as_image(image)
     notes = []
     if img.info.get("frames", 1) > 1:
         notes.append(f"animated ({img.info['frames']} frames): the first frame was colorized")
-    rgb, alpha = to_float_rgb(img)
-    return lightness_of(rgb, space), alpha, notes
+    pixels, alpha = stored_pixels(img)
+    del img  # the decoded photo is no longer needed once its pixels are in an array
+    luma = np.empty(pixels.shape[:2], dtype=np.float32)
+    for rows in row_blocks(*luma.shape):
+        luma[rows] = lightness_of(float_rgb(pixels[rows]), space)
+    return luma, alpha, notes
 
 
 def recombine(luma: np.ndarray, u: np.ndarray, v: np.ndarray, alpha: np.ndarray | None, space: str = "yuv") -> Image.Image:
     """Step 4: full-resolution chroma with the original luma (and alpha) into an 8-bit image."""
-    out = to_uint8(from_lightness_chroma(luma, u, v, space))
-    return Image.fromarray(out if alpha is None else np.dstack([out, alpha]))
+    h, w = luma.shape
+    out = np.empty((h, w, 3 if alpha is None else 4), dtype=np.uint8)
+    for rows in row_blocks(h, w):
+        out[rows, :, :3] = to_uint8(from_lightness_chroma(luma[rows], u[rows], v[rows], space))
+    if alpha is not None:
+        out[..., 3] = alpha
+    return Image.fromarray(out)
 
 
 def confidence_image(conf: np.ndarray) -> Image.Image:
