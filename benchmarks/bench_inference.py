@@ -267,6 +267,7 @@ def main() -> None:
                   f"{str(r['torch_imported']):>16}", flush=True)
     for backend in args.backends:
         cold_cli(model_for(args.model, backend), backend)
+    cold_help()
     if args.folder:
         for backend in args.backends:
             folder_part(args.folder, model_for(args.model, backend), backend)
@@ -290,6 +291,16 @@ def cold_cli(model: str, backend: str, repeats: int = 3) -> None:
                             "--backend", backend, "-q"], check=True)
             times.append(time.perf_counter() - t)
     print(f"# cold CLI, backend {backend}: colorunet colorize camera.png (512²) -o out.png: best of {repeats} {min(times):.2f} s")
+
+
+def cold_help(repeats: int = 3) -> None:
+    """`colorunet --help` from the shell: how long the command takes to answer at all."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "colorunet", "--help"], check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    print(f"# cold CLI: colorunet --help: best of {repeats} {min(times):.2f} s")
 
 
 def folder_part(n: int, model: str, backend: str = "torch") -> None:
