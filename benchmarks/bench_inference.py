@@ -304,29 +304,35 @@ def cold_help(repeats: int = 3) -> None:
 
 
 def folder_part(n: int, model: str, backend: str = "torch") -> None:
-    """`colorunet colorize DIR -o OUT` on n one-megapixel JPEGs, as a user runs it (cold process)."""
+    """`colorunet colorize DIR -o OUT` on n one-megapixel JPEGs, as a user runs it (cold process);
+    also on n/4 of them, so that the two peaks show whether memory stays flat as the folder grows."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
+    peaks = {}
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "photos"
-        src.mkdir()
-        for i in range(n):
-            small = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
-            Image.fromarray(small).resize((1155, 866), Image.Resampling.BICUBIC).save(src / f"photo_{i:04d}.jpg", quality=90)
-        t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(Path(tmp) / "out"), "--model", model, "--backend", backend, "-q"])
-        peak = 0.0
-        while proc.poll() is None:
-            try:
-                peak = max(peak, vm_hwm_mb(proc.pid))
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                pass
-            time.sleep(0.05)
-        dt = time.perf_counter() - t
-        assert proc.returncode == 0
-    print(f"# folder, backend {backend}: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, peak RSS {peak:.0f} MB")
+        for count in (max(1, n // 4), n):
+            src = Path(tmp) / f"photos{count}"
+            src.mkdir()
+            for i in range(count):
+                small = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
+                Image.fromarray(small).resize((1155, 866), Image.Resampling.BICUBIC).save(src / f"photo_{i:04d}.jpg", quality=90)
+            t = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(Path(tmp) / f"out{count}"), "--model", model,
+                                     "--backend", backend, "-q"])
+            peak = 0.0
+            while proc.poll() is None:
+                try:
+                    peak = max(peak, vm_hwm_mb(proc.pid))
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    pass
+                time.sleep(0.05)
+            dt = time.perf_counter() - t
+            assert proc.returncode == 0
+            peaks[count] = peak
+    print(f"# folder, backend {backend}: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, peak RSS {peak:.0f} MB "
+          f"({peaks[max(1, n // 4)]:.0f} MB for {max(1, n // 4)} of them)")
 
 
 if __name__ == "__main__":
