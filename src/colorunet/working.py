@@ -82,8 +82,10 @@ def pad_to_multiple(y: np.ndarray, multiple: int) -> np.ndarray:
 
 #: Full-resolution conversions go a block of rows at a time, about this many
 #: pixels per block: whole-photo float32 temporaries made a 12-megapixel photo
-#: peak at 1.4 GB, a dozen full-size planes for the recombination alone.
-BLOCK_PIXELS = 1 << 20
+#: peak at 1.4 GB, a dozen full-size planes for the recombination alone. Blocks
+#: this small also keep the temporaries in the CPU's cache: recombining 12 MP
+#: took 0.15 s with 64k-pixel blocks against 0.30 s with 1M-pixel ones.
+BLOCK_PIXELS = 1 << 16
 
 
 def row_blocks(height: int, width: int) -> list[slice]:
