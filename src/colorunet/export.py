@@ -19,11 +19,9 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
-from .color import lightness_of
 from .errors import ColorunetError
-from .images import open_image, to_float_rgb
 from .pipeline import get_model
-from .working import pad_to_multiple, working_luma
+from .working import pad_to_multiple, read_luma, working_luma
 
 #: Largest |ONNX − PyTorch| accepted on the check inputs (fp32 both sides).
 TOLERANCE = 1e-3
@@ -81,7 +79,7 @@ def export_onnx(model_spec, out: Path, check_photos: list[Path] | None = None, o
         d_random = max(diff(rng.uniform(0, 1, (b, 1, h * mult, w * mult)).astype(np.float32)) for b, h, w in ((1, 5, 7), (3, 16, 12)))
         d_photos = 0.0
         for p in check_photos or []:
-            y = working_luma(lightness_of(to_float_rgb(open_image(p))[0], m.config.color_space))
+            y = working_luma(read_luma(p, m.config.color_space)[0])  # as colorize reads the photo
             d_photos = max(d_photos, diff(pad_to_multiple(y, mult)[None, None]))
         worst = max(d_random, d_photos)
         if worst > TOLERANCE:
