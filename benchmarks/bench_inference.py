@@ -280,27 +280,30 @@ def model_for(model: str, backend: str) -> str:
     return model
 
 
+def best_wall_time(command, repeats: int = 3) -> float:
+    """Shortest wall time of ``repeats`` cold runs of ``command(i)``, the i-th run's argv (each
+    run writes its own output: colorize keeps an existing output and would skip the work)."""
+    times = []
+    for i in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(command(i), check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
 def cold_cli(model: str, backend: str, repeats: int = 3) -> None:
     """`colorunet colorize camera.png -o out.png` from the shell: process start, imports, model load, one 512² photo."""
     sample = SRC / "colorunet" / "assets" / "samples" / "camera.png"
-    times = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeats):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "colorunet", "colorize", str(sample), "-o", str(Path(tmp) / f"{i}.png"), "--model", model,
-                            "--backend", backend, "-q"], check=True)
-            times.append(time.perf_counter() - t)
-    print(f"# cold CLI, backend {backend}: colorunet colorize camera.png (512²) -o out.png: best of {repeats} {min(times):.2f} s")
+        best = best_wall_time(lambda i: [sys.executable, "-m", "colorunet", "colorize", str(sample), "-o", str(Path(tmp) / f"{i}.png"),
+                                         "--model", model, "--backend", backend, "-q"], repeats)
+    print(f"# cold CLI, backend {backend}: colorunet colorize camera.png (512²) -o out.png: best of {repeats} {best:.2f} s")
 
 
 def cold_help(repeats: int = 3) -> None:
     """`colorunet --help` from the shell: how long the command takes to answer at all."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "colorunet", "--help"], check=True, capture_output=True)
-        times.append(time.perf_counter() - t)
-    print(f"# cold CLI: colorunet --help: best of {repeats} {min(times):.2f} s")
+    best = best_wall_time(lambda i: [sys.executable, "-m", "colorunet", "--help"], repeats)
+    print(f"# cold CLI: colorunet --help: best of {repeats} {best:.2f} s")
 
 
 def folder_part(n: int, model: str, backend: str = "torch") -> None:
@@ -310,9 +313,10 @@ def folder_part(n: int, model: str, backend: str = "torch") -> None:
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    peaks = {}
+    quarter = max(1, n // 4)
+    runs = {}  # photos -> (seconds, peak RSS MB)
     with tempfile.TemporaryDirectory() as tmp:
-        for count in (max(1, n // 4), n):
+        for count in (quarter, n):
             src = Path(tmp) / f"photos{count}"
             src.mkdir()
             for i in range(count):
@@ -328,11 +332,11 @@ def folder_part(n: int, model: str, backend: str = "torch") -> None:
                 except (FileNotFoundError, ProcessLookupError, ValueError):
                     pass
                 time.sleep(0.05)
-            dt = time.perf_counter() - t
             assert proc.returncode == 0
-            peaks[count] = peak
+            runs[count] = (time.perf_counter() - t, peak)
+    dt, peak = runs[n]
     print(f"# folder, backend {backend}: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, peak RSS {peak:.0f} MB "
-          f"({peaks[max(1, n // 4)]:.0f} MB for {max(1, n // 4)} of them)")
+          f"({runs[quarter][1]:.0f} MB for {quarter} of them)")
 
 
 if __name__ == "__main__":
