@@ -28,10 +28,21 @@ def test_split_is_deterministic_and_stable_when_photos_are_added(tmp_path):
     assert set(val) <= set(val2) and set(train) <= set(train2)
 
 
-def test_tiny_folder_still_gets_a_validation_photo(tmp_path):
-    paths = [tmp_path / "a.png", tmp_path / "b.png"]
-    train, val = split_paths(paths, tmp_path, 0.1)
-    assert len(train) == 1 and len(val) == 1
+def test_split_of_a_growing_tiny_folder_never_moves_a_photo_across(tmp_path):
+    import hashlib
+
+    names = [f"{c}.png" for c in "abcdefghijkl"]
+    sides = {}
+    for n in range(1, len(names) + 1):
+        paths = [tmp_path / x for x in names[:n]]
+        train, val = split_paths(paths, tmp_path, 0.1)
+        assert len(train) + len(val) == n
+        for p in paths:
+            side = p in val
+            assert sides.setdefault(p.name, side) == side, f"{p.name} changed sides when photo {n} was added"
+    # the rule is the documented hash alone: sha256 of the name without extension, first 8 bytes < fraction
+    expected = [x for x in names if int.from_bytes(hashlib.sha256(x[:-4].encode()).digest()[:8], "big") / 2**64 < 0.1]
+    assert [x for x in names if sides[x]] == expected
 
 
 def test_load_photos_skips_grey_and_broken_files(tmp_path):

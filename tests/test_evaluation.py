@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from colorunet.evaluation import evaluate, evaluation_photos
@@ -40,12 +41,58 @@ def test_gray_baseline_has_zero_colourfulness_and_perfect_grey_photos(tmp_path):
 
 
 def test_validation_subset_is_the_trainers(tmp_path):
-    for i in range(30):
-        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / f"{i:02d}.png")
-    from colorunet.data import split_paths
+    import hashlib
 
+    (tmp_path / "sub").mkdir()
+    names = [f"{i:02d}.png" for i in range(20)] + [f"sub/{i:02d}.jpg" for i in range(20)]
+    for n in names:
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / n)
     val = evaluation_photos(tmp_path, "validation", 0.2)
-    assert val == split_paths(sorted(tmp_path.glob("*.png")), tmp_path, 0.2)[1] and 0 < len(val) < 30
+    # the trainer's documented rule, computed here from scratch: sha256 of the relative path
+    # without extension, first 8 bytes as a fraction of 2^64, below --val-fraction
+    def held_out(name):
+        return int.from_bytes(hashlib.sha256(name.rsplit(".", 1)[0].encode()).digest()[:8], "big") / 2**64 < 0.2
+
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in val) == sorted(n for n in names if held_out(n))
+    assert 0 < len(val) < 40
+
+
+def test_validation_subset_of_the_trainers_own_run(tmp_path, photo_dir, tiny_run):
+    # the run recorded how many photos it held out; evaluate --subset validation finds as many
+    recorded = json.loads((tiny_run / "config.json").read_text())["data"]
+    n_val = len(evaluation_photos(photo_dir, "validation", 0.1)) if recorded["val_photos"] else 0
+    assert n_val == recorded["val_photos"] and n_val + recorded["train_photos"] == 8
+
+
+def test_photos_are_scored_at_the_eval_size(tmp_path):
+    rng = np.random.default_rng(3)
+    Image.fromarray(learnable_photo(rng, 400, 600)).save(tmp_path / "big.png")
+    Image.fromarray(learnable_photo(rng, 100, 150)).save(tmp_path / "small.png")
+    photos = evaluation_photos(tmp_path)
+    sizes = {r["photo"]: (r["width"], r["height"]) for r in evaluate(photos, "gray", progress=False).per_image}
+    assert sizes == {"big.png": (384, 256), "small.png": (150, 100)}  # scaled down to a short side of 256, never up
+    sizes = {r["photo"]: (r["width"], r["height"]) for r in evaluate(photos, "gray", progress=False, eval_size=0).per_image}
+    assert sizes == {"big.png": (600, 400), "small.png": (150, 100)}
+
+
+def test_false_colour_is_zero_for_grey_and_counts_vivid_paint_on_neutral_pixels(tmp_path):
+    from colorunet.metrics import false_colour
+
+    grey_wall = np.full((20, 30, 3), 0.5)
+    grey_wall[:, 20:] = [0.8, 0.2, 0.2]  # a third of the photo is red: 2/3 neutral
+    Image.fromarray((grey_wall * 255).round().astype(np.uint8)).save(tmp_path / "wall.png")
+    ev = evaluate(evaluation_photos(tmp_path), "gray", progress=False)
+    assert ev.metrics["false_colour"] == 0 and ev.metrics["false_colour_photos"] == 1
+    # by hand: paint 60 of the 400 neutral pixels blue (|ab| ≈ 40): 15 %
+    from colorunet.color import rgb_to_lab
+
+    pred = grey_wall.copy()
+    pred[:6, :10] = [0.3, 0.4, 0.8]
+    lab_p, lab_t = rgb_to_lab(pred), rgb_to_lab(grey_wall)
+    assert false_colour(lab_p[..., 1:], lab_t[..., 1:]) == pytest.approx(100 * 60 / 400)
+    # a photo with (almost) no neutral pixels has no score
+    red = np.tile([0.8, 0.2, 0.2], (20, 30, 1))
+    assert np.isnan(false_colour(rgb_to_lab(red)[..., 1:], rgb_to_lab(red)[..., 1:]))
 
 
 def test_mean_colour_baseline_is_one_constant_chroma(tmp_path):

@@ -46,19 +46,54 @@ def test_accuracy_curve_hand_computed():
     k = int(np.ceil(gap))  # first threshold the red pixel is within
     assert c[0] == 0.5 and c[k - 1] == 0.5 and c[k] == 1.0
     assert curve.auc() == pytest.approx(100 * (0.5 * k + (151 - k)) / 151)
-    # rebalanced: two occupied bins, each counts equally -> same as plain here (one pixel each)
-    assert curve.auc(rebalanced=True) == pytest.approx(curve.auc())
 
 
-def test_rebalancing_weights_rare_bins_up():
-    curve = AccuracyCurve()
+def test_rebalanced_curve_weights_pixels_by_the_inverse_prior_of_their_true_cell():
+    red_ab = rgb_to_lab(np.array([1.0, 0, 0]))[1:]
+    grey_cell, red_cell = ab_bins(np.zeros(2)), ab_bins(red_ab)
+    prior = np.zeros(23 * 23)
+    prior[grey_cell], prior[red_cell] = 0.8, 0.2
+    curve = AccuracyCurve(prior)
     true = np.full((1, 10, 3), 0.5)
     true[0, 9] = [1.0, 0.0, 0.0]
-    pred = np.full((1, 10, 3), 0.5)  # grey everywhere: 9 grey pixels right, the red one wrong
+    pred = np.full((1, 10, 3), 0.5)  # grey everywhere: nine grey pixels exact, the red one off by |ab(red)|
     curve.add(pred, true)
-    assert curve.auc() > 90  # nine of ten pixels are exact
-    assert curve.auc(rebalanced=True) < 80  # but half of the colour bins are missed
-    assert ab_bins(np.array([[-110.0, -110.0], [0.0, 0.0], [200.0, 200.0]])).tolist() == [0, 11 * 22 + 11, 22 * 22 - 1]
+    k = int(np.ceil(np.hypot(*red_ab)))
+    # by hand: weights 1/0.8 for each grey pixel, 1/0.2 for the red one
+    w_grey, w_red = 9 / 0.8, 1 / 0.2
+    below_k = w_grey / (w_grey + w_red)
+    assert curve.auc() == pytest.approx(100 * (0.9 * k + (151 - k)) / 151)
+    assert curve.auc(rebalanced=True) == pytest.approx(100 * (below_k * k + (151 - k)) / 151)
+    # a cell the prior never saw counts as PRIOR_FLOOR, not as infinitely rare
+    from colorunet.metrics import PRIOR_FLOOR, rebalancing_weights
+
+    assert rebalancing_weights(prior)[0] == 1 / PRIOR_FLOOR
+
+
+def test_ab_cells_are_centred_on_multiples_of_ten():
+    centre = 11 * 23 + 11  # ab = (0, 0)
+    ab = np.array([[0.0, 0.0], [4.9, -4.9], [5.1, 0.0], [-5.1, 0.0], [-110.0, -110.0], [110.0, 110.0], [200.0, -200.0]])
+    assert ab_bins(ab).tolist() == [centre, centre, centre + 23, centre - 23, 0, 23 * 23 - 1, 22 * 23]
+
+
+def test_shipped_evaluation_prior():
+    from colorunet.metrics import eval_prior
+
+    p = eval_prior()
+    assert p.shape == (23 * 23,) and p.sum() == pytest.approx(1) and p.min() >= 0
+    # photos are mostly near-neutral: the cell of grey is the most frequent one
+    assert np.argmax(p) == 11 * 23 + 11
+
+
+def test_smoothing_of_a_histogram_by_hand():
+    from colorunet.quantize import smooth_grid
+
+    counts = np.zeros(25)
+    counts[12] = 7.0  # one spike in the middle of a 5×5 grid
+    out = smooth_grid(counts, 5, 0.5).reshape(5, 5)
+    g = np.exp(-np.arange(-2, 3) ** 2 / (2 * 0.5**2))  # the sampled Gaussian, ±4σ = ±2 cells
+    np.testing.assert_allclose(out, np.outer(g, g) / np.outer(g, g).sum(), rtol=1e-9)
+    np.testing.assert_allclose(smooth_grid(counts, 5, 0), counts / 7)
 
 
 def test_stain_fraction():

@@ -46,23 +46,84 @@ def test_a_hint_fills_its_region_and_stops_at_the_edge():
     assert np.abs(right).max() < 0.01  # the bright one keeps the network's (zero) chroma
 
 
-def test_refine_replaces_unconfident_stains_by_confident_neighbours():
-    y = _two_regions()
-    net = np.zeros(y.shape + (2,))
-    net[:, :30] = [0.05, 0.05]
-    net[:, 30:] = [-0.05, 0.1]
-    net[10:14, 8:12] = [0.3, -0.3]  # a stain...
-    conf = np.ones(y.shape)
-    conf[10:14, 8:12] = 0.1  # ...the network was unsure of
-    out = refine_chroma(y, net, conf)
-    np.testing.assert_allclose(out[10:14, 8:12].reshape(-1, 2), np.tile([0.05, 0.05], (16, 1)), atol=0.005)
-    np.testing.assert_allclose(out[:, 35:].reshape(-1, 2).mean(0), [-0.05, 0.1], atol=0.005)
+def _stained_prediction(stain_conf: float = 0.1):
+    """A Prediction of the shipped model for two flat regions, with a 4×4 stain of a class of its own
+    inside the left one, predicted at probability ``stain_conf``; the classes are the model's own."""
+    import torch
+
+    from colorunet.pipeline import Prediction, get_model
+
+    m = get_model("default")
+    n = m.quantizer.num_classes
+    centers = m.quantizer.centers
+    left, right = 0, 1
+    stain = int(np.argmax(np.hypot(*(centers - centers[left]).T)))  # the class farthest from the left region's colour
+    y = _two_regions().astype(np.float32)
+
+    def logits_for(cls: int, p: float) -> np.ndarray:
+        # top class at probability p, the rest share 1 - p evenly
+        probs = np.full(n, (1 - p) / (n - 1))
+        probs[cls] = p
+        return np.log(probs)
+
+    scores = np.empty((n,) + y.shape, np.float32)
+    scores[:, :, :30] = logits_for(left, 0.9)[:, None, None]
+    scores[:, :, 30:] = logits_for(right, 0.9)[:, None, None]
+    scores[:, 10:14, 8:12] = logits_for(stain, stain_conf)[:, None, None]
+    return Prediction(m, y, None, torch.from_numpy(scores)[None], y), centers[left], centers[stain]
 
 
-def test_propagate_with_only_data_terms_returns_the_targets():
-    y = np.random.default_rng(0).uniform(0, 1, (8, 9))
-    uv = np.random.default_rng(1).normal(0, 0.1, (8, 9, 2))
-    np.testing.assert_allclose(propagate(y, uv, np.full(y.shape, 1e8)), uv, atol=1e-5)
+def test_refine_through_the_pipeline_removes_a_stain_that_is_its_own_class():
+    from colorunet.pipeline import render
+
+    pred, _, _ = _stained_prediction(0.1)
+
+    def uv_of(img):
+        return rgb_to_yuv(np.asarray(img, dtype=float) / 255)[..., 1:]
+
+    plain = uv_of(render(pred, mode="mode").image)
+    refined = uv_of(render(pred, mode="mode", refine=True).image)
+    left = plain[25:38, 2:26].reshape(-1, 2).mean(0)  # the left region's colour, away from the stain
+    # without refinement the stain shows its own class's colour...
+    assert np.hypot(*(plain[11:13, 9:11] - left).reshape(-1, 2).T).min() > 0.1
+    # ...with it, it takes the colour of the region around it (the edge keeps the other region's out)
+    np.testing.assert_allclose(refined[10:14, 8:12].reshape(-1, 2), np.tile(left, (16, 1)), atol=0.02)
+    np.testing.assert_allclose(refined[:, 35:].reshape(-1, 2).mean(0), plain[:, 35:].reshape(-1, 2).mean(0), atol=0.01)
+
+
+def test_seeds_are_class_cores_ranked_by_confidence_with_a_floor():
+    from colorunet.refine import confident_seeds
+
+    classes = np.zeros((20, 20), int)
+    classes[:, 10:] = 1
+    classes[5:9, 3:7] = 2  # a 4×4 region: no core at radius 2
+    conf = np.full((20, 20), 0.5)  # every confidence tied
+    seeds = confident_seeds(conf, classes, num_classes=8, fraction=0.3, core_radius=2)
+    assert not seeds[classes == 2].any()
+    # ties do not make every pixel a seed: 30% of each core, exactly
+    for c in (0, 1):
+        from scipy.ndimage import binary_erosion
+
+        core = binary_erosion(classes == c, iterations=2, border_value=1)
+        assert seeds[classes == c].sum() == round(0.3 * core.sum()) and not seeds[(classes == c) & ~core].any()
+    # the most confident of a core are taken first
+    conf[2, 15] = 0.9
+    assert confident_seeds(conf, classes, 8, fraction=0.01, core_radius=2)[2, 15]
+    # a flat distribution (top probability below twice the uniform 1/8) seeds nothing
+    assert not confident_seeds(np.full((20, 20), 0.2), classes, 8).any()
+
+
+def test_refine_on_a_regression_model_is_a_clear_error_and_hints_still_work():
+    from colorunet.model import ColorUNet, ColorUNetConfig
+    from colorunet.pipeline import colorize_full
+    from colorunet.weights import ColorModel
+
+    regression = ColorModel(ColorUNet(ColorUNetConfig(widths=(8, 16, 32), head="regression")).eval(), None)
+    img = Image.fromarray((np.random.default_rng(0).uniform(0, 1, (32, 48)) * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="needs a classification model"):
+        colorize_full(img, regression, refine=True)
+    hinted = colorize_full(img, regression, hints={"points": [{"x": 10, "y": 10, "color": "#c0392b"}]}).image
+    assert hinted.size == img.size
 
 
 def test_hint_parsing_and_errors(tmp_path):

@@ -38,6 +38,7 @@ def _number(parse, ok, requirement: str):
 _positive_float = _number(float, lambda v: v > 0, "> 0")
 _positive_int = _number(int, lambda v: v >= 1, "≥ 1")
 _fraction = _number(float, lambda v: 0 < v <= 1, "in (0, 1]")
+_eval_size = _number(lambda t: 0 if t.strip().lower() == "full" else int(t), lambda v: v >= 0, "'full', 0, or a whole number of pixels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: the model's own; 0.38 if it has none)")
     e.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode mode (default: %(default)s)")
     e.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")
+    e.add_argument("--eval-size", type=_eval_size, default=None, metavar="PX",
+                   help="short side every photo is scaled down to before scoring, so each weighs the same (default: 256, "
+                        "Zhang et al.'s protocol); 'full' or 0: full resolution")
     e.add_argument("--subset", choices=("all", "validation"), default="all", help="all photos, or only those 'colorunet train' holds out for validation")
     e.add_argument("--val-fraction", type=float, default=0.1, help="the training run's --val-fraction, with --subset validation (default: 0.1)")
     e.add_argument("--refine", action="store_true", help="score the confidence-seeded propagation (colorize --refine)")
@@ -140,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--load-size", type=_positive_int, default=256, help="(default: %(default)s)")
     k.add_argument("--workers", type=int, default=0, help="data-loader processes (default: %(default)s)")
     k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--eval-size", type=_eval_size, default=256, metavar="PX",
+                   help="short side the photos are scored at, as in 'evaluate' (default: %(default)s; 'full' or 0: full resolution)")
     k.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
     k.set_defaults(func=cmd_compare)
 
@@ -241,9 +247,11 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         def colorize_one(image):
             return onnx_colorize(image, onnx_model, temperature, args.mode, working_size, confidence=args.confidence)
     else:
-        from .pipeline import colorize_full, get_model
+        from .pipeline import check_refine_options, colorize_full, get_model
 
         model = get_model(args.model)
+        if args.refine or hints:
+            check_refine_options(model, args.refine)  # once, before any photo
 
         def colorize_one(image):
             return colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints)
@@ -296,7 +304,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluation import evaluate, evaluation_photos
+    from .evaluation import DEFAULT_EVAL_SIZE, evaluate, evaluation_photos
     from .pipeline import DEFAULT_WORKING_SIZE
 
     photos = evaluation_photos(args.photos, args.subset, args.val_fraction)
@@ -311,6 +319,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         input_noise=args.input_noise,
         refine=args.refine,
         hint_points=args.hint_points,
+        eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
     )
     print(json.dumps(ev.metrics, indent=2))
     if args.report:
@@ -390,7 +399,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     contenders = [Contender.parse(c) for c in (args.contenders or DEFAULT_CONTENDERS)]
     cc = CompareConfig(budget_s=args.budget, crop=args.crop, batch_size=args.batch_size, load_size=args.load_size, workers=args.workers,
-                       seed=args.seed, temperatures=parse_temperatures(args.temperatures))
+                       seed=args.seed, temperatures=parse_temperatures(args.temperatures), eval_size=args.eval_size)
     compare(args.photos, args.eval_dir, args.out, contenders, cc, progress=not args.quiet)
     print((args.out / "results.md").read_text())
     return 0

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path, write_text_atomic
-from .evaluation import evaluate, evaluation_photos
+from .evaluation import DEFAULT_EVAL_SIZE, evaluate, evaluation_photos
 from .training import Trainer, resolve_configs
 
 #: The default field: the paper, its L2 twin, Zhang et al.'s network, and the paper
@@ -41,7 +41,8 @@ DEFAULT_CONTENDERS = ("paper", "paper-regression", "eccv16", "paper-no-rebalanci
 DEFAULT_TEMPERATURES = (0.2, 0.38, 0.7, 1.0)
 #: Metrics in the table, best direction, and how to print them.
 TABLE_METRICS = (("auc", "AuC", "%.2f"), ("auc_rebalanced", "rebal. AuC", "%.2f"), ("psnr", "PSNR", "%.2f"), ("ssim", "SSIM", "%.3f"),
-                 ("colorfulness", "colourful.", "%.1f"), ("delta_colorfulness", "Δcolourful.", "%.1f"))
+                 ("colorfulness", "colourful.", "%.1f"), ("delta_colorfulness", "Δcolourful.", "%.1f"),
+                 ("false_colour", "invented %", "%.1f"))
 _OVERRIDE_NAMES = {"lambda": "rebalance_lambda", "classes": "num_classes", "soft": "target"}
 _MODEL_KEYS = ("widths", "num_classes", "head", "arch", "color_space")
 
@@ -92,6 +93,7 @@ class CompareConfig:
     seed: int = 0
     temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES
     working_size: int = 256
+    eval_size: int = DEFAULT_EVAL_SIZE
 
 
 def _configs(c: Contender, cc: CompareConfig):
@@ -135,7 +137,7 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     for name in ("gray", "mean-colour"):
-        ev = evaluate(eval_photos, name, progress=False, working_size=cc.working_size)
+        ev = evaluate(eval_photos, name, progress=False, working_size=cc.working_size, eval_size=cc.eval_size)
         rows.append({"contender": name, "kind": "baseline", "parameters": 0, "temperature": None} | _metrics(ev.metrics))
     runs: dict[str, dict] = {}
     for c in contenders:
@@ -167,7 +169,8 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
         }
         temps = cc.temperatures if runs[c.name]["head"] == "classification" else (None,)
         for t in temps:
-            ev = evaluate(eval_photos, str(run), temperature=t, progress=False, working_size=cc.working_size)
+            ev = evaluate(eval_photos, str(run), temperature=t, progress=False, working_size=cc.working_size,
+                          eval_size=cc.eval_size)
             rows.append({"contender": c.name, "kind": "model", "parameters": runs[c.name]["parameters"], "temperature": t} | _metrics(ev.metrics))
             log(f"colorunet: {c.name} T={t}: AuC {ev.metrics['auc']:.2f}, rebalanced {ev.metrics['auc_rebalanced']:.2f}, "
                 f"colourfulness {ev.metrics['colorfulness']:.1f}")
@@ -199,7 +202,8 @@ def results_markdown(results: dict) -> str:
     cc = results["config"]
     lines = [
         f"Trained on `{results['photos']}` for {cc['budget_s']:.0f} s of wall-clock each ({cc['crop']}² crops, batch {cc['batch_size']}); "
-        f"evaluated on the {results['eval_count']} photos of `{results['eval_photos']}` at a working size of {cc['working_size']}. "
+        f"evaluated on the {results['eval_count']} photos of `{results['eval_photos']}` at a working size of {cc['working_size']}, "
+        f"scored at a short side of {cc.get('eval_size') or 'full resolution'}. "
         f"Originals' colourfulness: {results['rows'][0]['colorfulness_true']:.1f}.",
         "",
         "| contender | parameters | steps | train s | infer ms (256²) | T | " + " | ".join(h for _, h, _ in TABLE_METRICS) + " |",

@@ -1,8 +1,19 @@
 """``colorunet evaluate``: colorize the luminance of colour photos and score against the originals.
 
-Every photo goes through the same ``pipeline.colorize_full`` a user runs, at the
-same working size, and is compared with its original at full resolution. The
-"gray" model is the do-nothing baseline: the photo's own luminance, no chroma.
+Every photo is first scaled down (Lanczos) so its short side is ``eval_size``
+(256 by default, as in Zhang et al.'s test protocol; photos already smaller are
+kept as they are; ``eval_size=0`` scores at full resolution), then goes through
+the same ``pipeline.colorize_full`` a user runs and is compared with that
+scaled original. A fixed size makes every photo weigh about the same in the
+pixel-pooled numbers, whatever its resolution.
+
+Pooling, metric by metric:
+- ``auc``, ``auc_rebalanced``: over the pixels of all photos together (metrics.py).
+- ``psnr``, ``ssim``, ``colorfulness``, ``colorfulness_true``, ``delta_colorfulness``,
+  ``stain``: the mean over photos of each photo's value.
+- ``false_colour``: the mean over the photos with at least 1% truly neutral pixels.
+
+The "gray" model is the do-nothing baseline: the photo's own luminance, no chroma.
 """
 
 from __future__ import annotations
@@ -22,7 +33,8 @@ from .atomic import atomic_path, write_text_atomic
 from .color import luma_chroma_to_rgb, rgb_to_luma
 from .data import is_grayscale, split_paths
 from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
-from .metrics import AUC_THRESHOLDS, AccuracyCurve, colorfulness, psnr, ssim, stain_fraction
+from .color import rgb_to_lab
+from .metrics import AUC_THRESHOLDS, AccuracyCurve, auc_of_errors, colorfulness, false_colour, psnr, ssim, stain_fraction
 from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 
 #: Model names that are baselines rather than networks: "gray" (no colour) and
@@ -31,7 +43,9 @@ from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 #: could make without looking at the photo).
 BASELINES = ("gray", "mean-colour")
 THUMB = 256
-PER_IMAGE_FIELDS = ("photo", "width", "height", "auc", "psnr", "ssim", "colorfulness", "colorfulness_true", "stain")
+#: Short side every photo is scored at (Zhang et al.'s ctest protocol scores at 256); 0: full resolution.
+DEFAULT_EVAL_SIZE = 256
+PER_IMAGE_FIELDS = ("photo", "width", "height", "auc", "psnr", "ssim", "colorfulness", "colorfulness_true", "stain", "false_colour")
 
 
 @dataclass
@@ -52,6 +66,9 @@ def evaluation_photos(folder: Path, subset: str = "all", val_fraction: float = 0
     elif subset != "all":
         raise ValueError(f"subset must be 'all' or 'validation', got {subset!r}")
     if not paths:
+        if subset == "validation":
+            raise ImageError(f"{folder}: none of its photos falls in the validation split (a hash of each name picks "
+                             f"{val_fraction:.0%} of them); too few photos to hold any out")
         raise ImageError(f"{folder}: no photos to evaluate")
     return paths
 
@@ -65,10 +82,14 @@ def _simulated_hints(true_rgb: np.ndarray, k: int, index: int) -> dict:
     return {"points": [{"x": int(x), "y": int(y), "color": "#%02x%02x%02x" % tuple(c)} for x, y, c in zip(xs, ys, colours)]}
 
 
-def _auc_of_errors(err: np.ndarray) -> float:
-    k = np.minimum(np.ceil(err.ravel() - 1e-9), len(AUC_THRESHOLDS)).astype(np.int64)
-    within = np.cumsum(np.bincount(k, minlength=len(AUC_THRESHOLDS) + 1))[: len(AUC_THRESHOLDS)]
-    return float(100 * (within / k.size).mean())
+def scale_to_eval_size(img: Image.Image, eval_size: int) -> Image.Image:
+    """The photo scaled down (Lanczos) so its short side is ``eval_size``; smaller photos and 0 keep it as it is."""
+    short = min(img.size)
+    if eval_size <= 0 or short <= eval_size:
+        return img
+    s = eval_size / short
+    size = (max(eval_size, round(img.width * s)), max(eval_size, round(img.height * s)))
+    return img.resize(size, Image.Resampling.LANCZOS)
 
 
 def evaluate(
@@ -82,6 +103,7 @@ def evaluate(
     input_noise: float = 0.0,
     refine: bool = False,
     hint_points: int = 0,
+    eval_size: int = DEFAULT_EVAL_SIZE,
 ) -> Evaluation:
     """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked.
 
@@ -91,6 +113,7 @@ def evaluate(
     ``refine`` scores ``colorize --refine``; ``hint_points`` = k simulates a user who
     gives k hints at random pixels with the original's colours there (the protocol
     of Zhang et al. 2017, "Real-Time User-Guided Image Colorization", Fig. 5).
+    ``eval_size`` is the short side photos are scored at (0: full resolution).
     """
     from tqdm import tqdm
 
@@ -113,7 +136,7 @@ def evaluate(
         except ImageError as e:
             skipped.append(str(e))
             continue
-        true_rgb, _ = to_float_rgb(img)
+        true_rgb, _ = to_float_rgb(scale_to_eval_size(img, eval_size))
         if is_grayscale(true_rgb):
             skipped.append(f"{path}: greyscale original, nothing to compare")
             continue
@@ -135,30 +158,36 @@ def evaluate(
             res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None, refine=refine, hints=hints)
             pred = np.asarray(res.image.convert("RGB"), dtype=np.float64) / 255
             conf = res.confidence_top
-        err = curve.add(pred, true_rgb)
+        pred_ab, true_ab = rgb_to_lab(pred)[..., 1:], rgb_to_lab(true_rgb)[..., 1:]
+        err = curve.add_ab(pred_ab, true_ab)
         name = path.name
         row = {
             "photo": name,
             "width": true_rgb.shape[1],
             "height": true_rgb.shape[0],
-            "auc": _auc_of_errors(err),
+            "auc": auc_of_errors(err),
             "psnr": psnr(pred, true_rgb),
             "ssim": ssim(pred, true_rgb),
             "colorfulness": colorfulness(pred),
             "colorfulness_true": colorfulness(true_rgb),
             "stain": stain_fraction(pred),
+            "false_colour": false_colour(pred_ab, true_ab),
         }
         rows.append(row)
         if report is not None:
             _save_thumbs(Path(report) / "images", len(rows) - 1, true_rgb, pred, conf)
     if not rows:
         raise ImageError("no colour photos could be evaluated" + (f" ({skipped[0]})" if skipped else ""))
-    mean = lambda k: float(np.mean([r[k] for r in rows if not math.isnan(r[k])]))  # noqa: E731
+    def mean(key: str) -> float:
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        return float(np.mean(values)) if values else float("nan")
+
     metrics = {
         "model": str(model) if m is None else m.name,
         "temperature": temperature if mode == "annealed" and m is not None else None,
         "mode": mode if m is not None else None,
         "working_size": working_size,
+        "eval_size": eval_size,
         "input_noise": input_noise,
         "photos": len(rows),
         "skipped": len(skipped),
@@ -170,6 +199,8 @@ def evaluate(
         "colorfulness_true": mean("colorfulness_true"),
         "delta_colorfulness": float(np.mean([abs(r["colorfulness"] - r["colorfulness_true"]) for r in rows])),
         "stain": mean("stain"),
+        "false_colour": mean("false_colour"),
+        "false_colour_photos": sum(not math.isnan(r["false_colour"]) for r in rows),
         "refine": refine,
         "hint_points": hint_points,
     }
@@ -209,7 +240,9 @@ def write_report(report: Path, ev: Evaluation, skipped: list[str]) -> None:
             f'<td><img src="images/{i:04d}_{kind}.jpg" alt="{kind}" loading="lazy"></td>' for kind in ("gray", "output", "original")
         )
         conf = f'<td><img src="images/{i:04d}_confidence.jpg" alt="confidence" loading="lazy"></td>' if (report / "images" / f"{i:04d}_confidence.jpg").exists() else "<td></td>"
-        stats = f"AuC {r['auc']:.1f}%<br>PSNR {r['psnr']:.2f} dB<br>colourfulness {r['colorfulness']:.1f} / {r['colorfulness_true']:.1f}"
+        invented = "n/a" if math.isnan(r["false_colour"]) else f"{r['false_colour']:.1f}%"
+        stats = (f"AuC {r['auc']:.1f}%<br>PSNR {r['psnr']:.2f} dB<br>colourfulness {r['colorfulness']:.1f} / {r['colorfulness_true']:.1f}"
+                 f"<br>invented colour {invented}")
         rows.append(f"<tr><td>{html.escape(r['photo'])}<br><small>{stats}</small></td>{cells}{conf}</tr>")
     skipped_html = "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
     page = f"""<!doctype html>
@@ -218,6 +251,8 @@ def write_report(report: Path, ev: Evaluation, skipped: list[str]) -> None:
 td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}img{{max-width:min(256px,17vw);display:block}}td:first-child{{overflow-wrap:anywhere;min-width:12em;max-width:18em}}</style></head>
 <body><h1>colorunet evaluation</h1>
 <table>{summary}</table>
+<p><small>AuC and rebalanced AuC: over the pixels of all photos together; the others: mean over photos
+(invented colour: over the photos with at least 1% truly neutral pixels). Photos scored at a short side of {html.escape(str(m.get('eval_size') or 'full resolution'))}.</small></p>
 <h2>Cumulative accuracy (share of pixels with Lab ab error ≤ t)</h2><img src="curves.png" alt="accuracy curves" style="max-width:640px">
 <h2>Photos: grey input | output | original | confidence (white = sure)</h2>
 <table>{''.join(rows)}</table>

@@ -109,8 +109,7 @@ def render(
     else:
         uv_small = decode_chroma(pred.scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
     if refine or hints:
-        if m.config.color_space != "yuv":
-            raise ValueError("refinement and hints work on YUV models (this one predicts Lab ab)")
+        check_refine_options(m, refine)
         uv_small = _propagate(pred, uv_small, refine, hints)
     uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
     result = Colorization(recombine(pred.luma, uv[0], uv[1], pred.alpha, m.config.color_space), notes=list(pred.notes))
@@ -121,21 +120,30 @@ def render(
     return result
 
 
+def check_refine_options(model: ColorModel, refine: bool) -> None:
+    """Refinement and hints propagate UV chroma; refinement picks its seeds by class confidence."""
+    if model.config.color_space != "yuv":
+        raise ValueError("refinement and hints work on YUV models (this one predicts Lab ab)")
+    if refine and model.config.head != "classification":
+        raise ValueError("--refine needs a classification model: it seeds from the confidence of the colour classes, "
+                         "and a regression model has none (hints work without it)")
+
+
 def _propagate(pred: Prediction, uv_small: torch.Tensor, refine: bool, hints: Hints | None) -> torch.Tensor:
     """Confidence-seeded and/or hint-driven propagation of the chroma (``refine.py``)."""
-    from .refine import rasterize_hints, refine_chroma
+    from .refine import confident_seeds, rasterize_hints, refine_chroma
 
     small = pred.small_luma
-    conf = classes = None
-    if refine and pred.model.config.head == "classification":
+    seeds = None
+    if refine:
         top = torch.softmax(pred.scores, dim=1).max(dim=1)
-        conf, classes = top.values[0].numpy(), top.indices[0].numpy()  # (h, w)
+        seeds = confident_seeds(top.values[0].numpy(), top.indices[0].numpy(), pred.scores.shape[1])  # (h, w)
     mask = hint_uv = None
     if hints:
         mask, hint_uv = rasterize_hints(hints, pred.luma.shape, small.shape)
-    if conf is None and mask is None:
+    if seeds is None and mask is None:
         return uv_small
-    uv = refine_chroma(small, uv_small[0].permute(1, 2, 0).numpy(), conf, mask, hint_uv, classes=classes)
+    uv = refine_chroma(small, uv_small[0].permute(1, 2, 0).numpy(), seeds, mask, hint_uv)
     return torch.from_numpy(uv).permute(2, 0, 1)[None]  # (1, 2, h, w)
 
 
@@ -152,6 +160,8 @@ def colorize_full(
     """Colorize a photo; see ``colorize``. Also returns confidence maps if asked."""
     m = get_model(model)
     check_decode_options(mode, m.temperature if temperature is None else temperature)  # before any work
+    if refine or hints:
+        check_refine_options(m, refine)
     if hints is not None and not isinstance(hints, Hints):
         from .refine import parse_hints
 

@@ -180,6 +180,9 @@ class Trainer:
             )
         paths = photo_folder(self.photos_dir)
         train_paths, val_paths = split_paths(paths, self.photos_dir, cfg.val_fraction)
+        if cfg.val_fraction > 0 and not val_paths and with_validation:
+            self.log(f"colorunet: none of the {len(paths)} photos falls in the validation split (a hash of each name picks "
+                     f"{cfg.val_fraction:.0%} of them, so adding photos never moves one across); training without a validation loss")
         train = load_photos(train_paths, cfg.load_size, progress=self.progress, min_size=cfg.crop)
         val = load_photos(val_paths if with_validation else [], cfg.load_size, progress=self.progress, min_size=cfg.crop)
         for why in train.skipped + val.skipped:

@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..decode import MODES
 from ..images import PNG_COMPRESS_LEVEL, ImageError, ImageTooLarge, open_image
-from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, confidence_image, get_model, predict, render
+from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, check_refine_options, confidence_image, get_model, predict, render
 from ..refine import HintError, Hints, parse_hints
 
 STATIC = Path(__file__).parent / "static"
@@ -193,6 +193,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     def answer(pred: Prediction, key: str, temperature: float | None, mode: str, confidence: bool, fmt: str,
                refine: bool = False, hints: Hints | None = None) -> Response:
+        if refine or hints:
+            try:
+                check_refine_options(pred.model, refine)
+            except ValueError as e:
+                raise HTTPException(422, str(e)) from None
         result = render(pred, temperature, mode, confidence=confidence, refine=refine, hints=hints)
         if confidence and result.confidence_top is not None:
             response = _encode(confidence_image(result.confidence_top), fmt)
