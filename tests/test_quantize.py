@@ -105,3 +105,22 @@ def test_bad_fits_are_refused():
         Quantizer.fit(ChromaHistogram.empty(), 32)
     with pytest.raises(ValueError, match="num_classes"):
         Quantizer.fit(ChromaHistogram.of(np.zeros(3), np.zeros(3)), 101)
+
+
+def test_prior_smoothing_keeps_the_cells_and_moves_prior_mass_to_neighbours():
+    from colorunet.quantize import smooth_grid
+
+    counts = np.zeros(GRID_SIZE * GRID_SIZE)
+    counts[[44, 45, 55]] = [1000.0, 600.0, 50.0]
+    hist = ChromaHistogram(counts, counts * 0, counts * 0, GRID_SIZE, "yuv")
+    raw, smoothed = Quantizer.fit(hist, 3), Quantizer.fit(hist, 3, prior_sigma=0.5)
+    assert raw.kept_cells.tolist() == smoothed.kept_cells.tolist() == [44, 45, 55]
+    np.testing.assert_allclose(raw.prior, [1000 / 1650, 600 / 1650, 50 / 1650])
+    # by hand: each class receives the smoothed mass of the cells nearest it
+    lut = raw.cell_to_class
+    want = np.bincount(lut, weights=smooth_grid(counts, GRID_SIZE, 0.5), minlength=3)
+    np.testing.assert_allclose(smoothed.prior, want / want.sum())
+    assert smoothed.prior[2] > raw.prior[2]  # the rare class gains from its neighbours
+    np.testing.assert_allclose(smoothed.centers, raw.centers)
+    with pytest.raises(ValueError, match="σ"):
+        Quantizer.fit(hist, 3, prior_sigma=float("nan"))

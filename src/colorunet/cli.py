@@ -38,6 +38,7 @@ def _number(parse, ok, requirement: str):
 _positive_float = _number(float, lambda v: v > 0, "> 0")
 _positive_int = _number(int, lambda v: v >= 1, "≥ 1")
 _fraction = _number(float, lambda v: 0 < v <= 1, "in (0, 1]")
+_non_negative_float = _number(float, lambda v: v >= 0 and v != float("inf"), "≥ 0 and finite")
 _eval_size = _number(lambda t: 0 if t.strip().lower() == "full" else int(t), lambda v: v >= 0, "'full', 0, or a whole number of pixels")
 
 
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--widths", help="encoder widths, comma separated, the last being the bottleneck (paper: 16,32,64)")
     t.add_argument("--head", choices=("classification", "regression"), help="classification (the paper) or L2 regression of UV (the baseline)")
     t.add_argument("--lambda", type=_fraction, dest="rebalance_lambda", help="class rebalancing λ in (0, 1]; 1 turns rebalancing off (default: 0.5)")
+    t.add_argument("--prior-sigma", type=_non_negative_float, dest="prior_sigma",
+                   help="smooth the colour prior with a Gaussian of this σ in grid cells before rebalancing (Zhang et al.: 0.5); "
+                        "default: 0, or the preset's")
     t.add_argument("--soft-targets", action="store_const", const="soft", dest="target", help="Zhang et al.'s soft targets over the 5 nearest bins instead of one-hot")
     t.add_argument("--no-augment", action="store_false", dest="augment", default=None, help="no flips and no input noise (random crops stay)")
     t.add_argument("--val-fraction", type=float, help="share of photos held out for validation (default: 0.1)")
@@ -283,7 +287,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"--widths: expected comma-separated whole numbers, got {args.widths!r}") from None
     model_overrides = {"widths": widths, "num_classes": args.num_classes, "head": args.head}
-    names = ("steps", "epochs", "batch_size", "crop", "load_size", "lr", "rebalance_lambda", "target", "augment",
+    names = ("steps", "epochs", "batch_size", "crop", "load_size", "lr", "rebalance_lambda", "target", "prior_sigma", "augment",
              "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed",
              "prior_photos", "compile", "time_budget_s")
     train_overrides = {k: getattr(args, k) for k in names}

@@ -27,9 +27,10 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # Zhang et al. 2016 as the baseline: their network (32M parameters), their
     # quantiser (the in-gamut ab bins of CIE Lab), soft targets over the 5 nearest
-    # bins (σ = 5), λ = 1/2; decode at their T = 0.38 unless measured otherwise.
+    # bins (σ = 5), a prior smoothed with σ = 5 (half a cell), λ = 1/2; decode at
+    # their T = 0.38 unless measured otherwise.
     "eccv16": {
         "model": {"arch": "eccv16", "color_space": "lab", "num_classes": LAB_NUM_CLASSES, "head": "classification"},
-        "train": {"crop": 128, "rebalance_lambda": 0.5, "target": "soft", "lr": 1e-3},
+        "train": {"crop": 128, "rebalance_lambda": 0.5, "target": "soft", "prior_sigma": 0.5, "lr": 1e-3},
     },
 }

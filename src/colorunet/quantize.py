@@ -183,31 +183,40 @@ class Quantizer:
         return len(self.kept_cells)
 
     @classmethod
-    def fit(cls, hist: ChromaHistogram, num_classes: int = PAPER_NUM_CLASSES) -> "Quantizer":
-        """Keep the ``num_classes`` most frequent cells of ``hist`` (ties: lower cell index)."""
+    def fit(cls, hist: ChromaHistogram, num_classes: int = PAPER_NUM_CLASSES, prior_sigma: float = 0.0) -> "Quantizer":
+        """Keep the ``num_classes`` most frequent cells of ``hist`` (ties: lower cell index).
+
+        ``prior_sigma`` > 0 smooths the histogram (``smooth_grid``, σ in cells) before
+        the prior is taken from it; the kept cells and decode chroma use the raw counts.
+        """
         size = hist.grid_size**2
         if not 1 <= num_classes <= size:
             raise ValueError(f"num_classes must be between 1 and {size}, got {num_classes}")
         if hist.counts.sum() <= 0:
             raise ValueError("cannot fit a quantizer on an empty histogram (no colour pixels)")
         order = np.argsort(-hist.counts, kind="stable")
-        return cls._with_cells(hist, order[:num_classes])
+        return cls._with_cells(hist, order[:num_classes], prior_sigma)
 
     @classmethod
-    def fit_in_gamut(cls, hist: ChromaHistogram) -> "Quantizer":
+    def fit_in_gamut(cls, hist: ChromaHistogram, prior_sigma: float = 0.0) -> "Quantizer":
         """Zhang et al.'s quantiser: every in-gamut cell of the ab grid is a class."""
         if hist.space != "lab":
             raise ValueError("the in-gamut quantiser is defined on the Lab ab plane")
         if hist.counts.sum() <= 0:
             raise ValueError("cannot fit a quantizer on an empty histogram (no colour pixels)")
-        return cls._with_cells(hist, in_gamut_cells(hist.grid_size))
+        return cls._with_cells(hist, in_gamut_cells(hist.grid_size), prior_sigma)
 
     @classmethod
-    def _with_cells(cls, hist: ChromaHistogram, kept: np.ndarray) -> "Quantizer":
+    def _with_cells(cls, hist: ChromaHistogram, kept: np.ndarray, prior_sigma: float = 0.0) -> "Quantizer":
         """Classes = ``kept`` cells; prior and decode chroma from the pixels each class receives."""
+        if not (np.isfinite(prior_sigma) and prior_sigma >= 0):
+            raise ValueError(f"prior smoothing σ must be ≥ 0, got {prior_sigma}")
         num_classes = len(kept)
         lut = _nearest_kept(kept, hist.grid_size, hist.space)
         counts = np.bincount(lut, weights=hist.counts, minlength=num_classes)
+        prior_counts = counts
+        if prior_sigma > 0:
+            prior_counts = np.bincount(lut, weights=smooth_grid(hist.counts, hist.grid_size, prior_sigma), minlength=num_classes)
         sum_u = np.bincount(lut, weights=hist.sum_u, minlength=num_classes)
         sum_v = np.bincount(lut, weights=hist.sum_v, minlength=num_classes)
         geometric = cell_centers(hist.grid_size, hist.space)[kept]
@@ -215,7 +224,8 @@ class Quantizer:
             means = np.stack([sum_u / counts, sum_v / counts], axis=1)
         # A class no training pixel reached (only with tiny data) decodes to its cell centre.
         centers = np.where(counts[:, None] > 0, means, geometric)
-        return cls(kept.astype(np.int64), centers.astype(np.float32), (counts / counts.sum()).astype(np.float64), hist.grid_size, hist.space)
+        prior = prior_counts / prior_counts.sum()
+        return cls(kept.astype(np.int64), centers.astype(np.float32), prior.astype(np.float64), hist.grid_size, hist.space)
 
     @cached_property
     def cell_to_class(self) -> np.ndarray:

@@ -54,6 +54,9 @@ class TrainConfig:
         lr: Adam's peak learning rate, reached after ``warmup_steps``, then cosine to lr/10.
         rebalance_lambda: λ of the class rebalancing (1 = no rebalancing).
         target: "hard" one-hot targets (the paper) or "soft" (Zhang et al., 5 nearest bins).
+        prior_sigma: σ, in grid cells, of the Gaussian that smooths the colour prior P̂
+            before the rebalancing weights are taken from it (Zhang et al. §2.2: 5 ab units,
+            half a cell of their grid); 0: not smoothed (ColorUNet).
         augment: the paper's flips and input noise (crops are always random).
         val_fraction: share of photos held out for the validation loss.
         val_every: steps between validation losses (None: once per epoch, at least 100 steps).
@@ -89,6 +92,7 @@ class TrainConfig:
     warmup_steps: int = 100
     rebalance_lambda: float = 0.5
     target: Literal["hard", "soft"] = "hard"
+    prior_sigma: float = 0.0
     augment: bool = True
     val_fraction: float = 0.1
     val_every: int | None = None
@@ -463,11 +467,11 @@ class Trainer:
     def _fit_quantizer(self, data: _TrainingData) -> Quantizer:
         mc = self.model_config
         if mc.color_space == "lab":  # Zhang et al.'s quantiser: every in-gamut ab bin
-            q = Quantizer.fit_in_gamut(chroma_histogram(data.prior(), LAB_GRID_SIZE, space="lab"))
+            q = Quantizer.fit_in_gamut(chroma_histogram(data.prior(), LAB_GRID_SIZE, space="lab"), self.cfg.prior_sigma)
             if mc.head == "classification" and q.num_classes != mc.num_classes:
                 raise ValueError(f"a Lab model has {q.num_classes} classes (the in-gamut ab bins); got --classes {mc.num_classes}")
             return q
-        return Quantizer.fit(chroma_histogram(data.prior(), GRID_SIZE), mc.num_classes)
+        return Quantizer.fit(chroma_histogram(data.prior(), GRID_SIZE), mc.num_classes, self.cfg.prior_sigma)
 
     def _check_replicas(self, world: distributed.World, net: torch.nn.Module) -> None:
         """DDP keeps the replicas' parameters equal; verify it (a divergence would make rank 0's model a lie).
