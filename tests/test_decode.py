@@ -38,11 +38,25 @@ def test_logits_and_log_probs_decode_alike():
 
 
 def test_lower_temperature_is_more_vivid():
-    torch.manual_seed(0)
-    logits = torch.randn(1, 8, 16, 16)
-    centers = torch.randn(8, 2) * 0.2
-    sat = [decode_chroma(logits, centers, "annealed", t).norm(dim=1).mean().item() for t in (0.2, 0.5, 1.0, 3.0)]
+    # A vivid class and grey: the annealed mean is q(T)·c with q(T) = p^(1/T) / (p^(1/T) + (1-p)^(1/T)),
+    # which falls as T rises whenever p > 1/2; by hand for p = 0.7 and T = 0.5: 0.49 / 0.58.
+    centers = torch.tensor([[0.2, -0.1], [0.0, 0.0]])
+    lp = _log_probs([0.7, 0.3])
+    sat = [decode_chroma(lp, centers, "annealed", t).norm().item() for t in (0.2, 0.5, 1.0, 3.0)]
     assert sat == sorted(sat, reverse=True)
+    assert sat[1] == pytest.approx(0.49 / 0.58 * math.hypot(0.2, 0.1), rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_annealing_sharpens_every_distribution(seed):
+    # whatever the logits, a lower T never raises the entropy of the annealed distribution
+    logits = torch.randn(1, 8, 6, 6, generator=torch.Generator().manual_seed(seed)) * 2
+    entropies = []
+    for t in (0.1, 0.38, 1.0, 3.0):
+        p = annealed_distribution(logits, t)
+        entropies.append(-(p * p.clamp_min(1e-30).log()).sum(1))
+    for lower, higher in zip(entropies, entropies[1:]):
+        assert (lower <= higher + 1e-5).all()
 
 
 def test_annealed_distribution_sums_to_one():

@@ -100,7 +100,7 @@ def test_video_cli_keeps_timing_size_and_audio(clip, tmp_path):
     out = tmp_path / "colour film.mp4"
     r = subprocess.run([sys.executable, "-m", "colorunet", "video", str(clip), "-o", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "12 frames, 1 scene cuts" in r.stderr
+    assert "12 frames, 1 shot changes" in r.stderr
     with av.open(str(clip)) as src, av.open(str(out)) as dst:
         vs, vd = src.streams.video[0], dst.streams.video[0]
         assert (vd.codec_context.width, vd.codec_context.height) == (64, 48)
@@ -164,3 +164,42 @@ def test_bad_inputs(tmp_path):
     assert r.returncode == 2 and "junk.mp4" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "colorunet", "video", str(junk), "-o", str(tmp_path / "o.xyz")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown video format" in r.stderr
+
+
+def _textured(rng, h, w, mean, spread):
+    """A grey frame with smooth texture: luma around ``mean`` with about ``spread`` of variation."""
+    small = rng.uniform(-1, 1, (h // 8, w // 8))
+    tex = np.asarray(Image.fromarray(((small + 1) * 127.5).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC), float) / 127.5 - 1
+    return np.clip(mean + spread * tex, 0, 1)
+
+
+def _shots_found(frames) -> tuple[list[int], int]:
+    """The frames where smoothing restarts, and how many shot changes were counted."""
+    from colorunet.video import ShotDetector
+
+    det = ShotDetector()
+    return [i for i, f in enumerate(frames) if det.new_shot(luma_histogram(f))], det.shots
+
+
+def test_shot_detection_finds_a_dissolve_and_a_slow_fade_that_the_cut_test_misses():
+    rng = np.random.default_rng(7)
+    a, b = _textured(rng, 48, 64, 0.7, 0.2), _textured(rng, 48, 64, 0.3, 0.15)
+    dissolve = [a] * 10 + [a + (b - a) * i / 30 for i in range(1, 31)] + [b] * 10
+    steps = [histogram_distance(luma_histogram(x), luma_histogram(y)) for x, y in zip(dissolve, dissolve[1:])]
+    assert max(steps) < 0.17  # no single step looks like a cut...
+    found, shots = _shots_found(dissolve)
+    # ...but the dissolve restarts the smoothing while it runs, and counts as one shot change
+    assert shots == 1 and found and all(10 < i <= 45 for i in found)
+    # a fade to black and up again, over 200 frames: one shot change, with a restart on the way out of the black
+    fade = [a * (1 - i / 100) for i in range(101)] + [b * i / 100 for i in range(1, 101)]
+    found, shots = _shots_found(fade)
+    assert shots == 1 and any(100 < i < 110 for i in found)
+
+
+def test_shot_detection_stays_quiet_within_a_panning_shot():
+    rng = np.random.default_rng(8)
+    wide = _textured(rng, 48, 400, 0.5, 0.35)  # a slow pan over a varied scene
+    pan = [wide[:, x : x + 64] for x in range(0, 336, 4)]
+    assert _shots_found(pan) == ([], 0)
+    # and a real cut is still a cut
+    assert _shots_found(pan[:10] + [_textured(rng, 48, 64, 0.15, 0.1)] * 5) == ([10], 1)

