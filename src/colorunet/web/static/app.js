@@ -421,7 +421,7 @@ function attachPainter(card) {
     card.el.focus({ preventScroll: true });
     stroke = { points: [toPhoto(e)], start: [e.clientX, e.clientY], moved: 0, color: $("#hintcolor").value,
                width: Math.max(3, Math.round(card.size[0] / 150)) };
-    area.setPointerCapture(e.pointerId);
+    try { area.setPointerCapture(e.pointerId); } catch { /* a pointer the browser no longer tracks */ }
   });
   area.addEventListener("pointermove", e => {
     if (!stroke) return;
