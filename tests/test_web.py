@@ -310,7 +310,7 @@ def _stroke_mask(points, width: float, shape) -> np.ndarray:
 
 def test_browser_mouse_stroke_colours_the_region(browser, server, tmp_path):
     """Issue 19.1: mouse down, moves, up over the photo paints a stroke; the stroke region takes the stroke's hue."""
-    t = Page(browser, server, viewport={"width": 1280, "height": 800})
+    t = Page(browser, server, viewport={"width": 1280, "height": 900})
     page = t.page
     t.add(default_sample())
     plain = t.shown("camera.png")

@@ -227,6 +227,7 @@ function setAspect(card, img) {
   $(".compare", card.el).style.setProperty("--ar", (img.naturalWidth / img.naturalHeight).toFixed(5));
   $(".marks", card.el).setAttribute("viewBox", `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
   drawMarks(card);
+  revealCard(card);
 }
 
 // ---------- cards ----------
@@ -247,6 +248,7 @@ function newCard(file) {
     card.beforeBroken = true;
     before.hidden = true;
     compare.classList.add("no-preview");
+    revealCard(card);
   }, { once: true });
   before.src = card.beforeUrl;
   after.addEventListener("load", () => { compare.classList.remove("no-preview"); setAspect(card, after); });
@@ -328,15 +330,19 @@ function addFiles(files) {
   for (const card of added) results.insertBefore(card.el, first);  // newest batch on top, in the order chosen
   select(added[0]);
   for (const card of added) colorize(card);
-  revealCard(added[0]);
+  // once its preview has its size (or could not be shown), or after a moment at the latest
+  added[0].reveal = true;
+  setTimeout(() => revealCard(added[0]), 400);
 }
 
-// On a phone the results start below the controls: bring the new photo into view.
+// On a phone the results start below the controls: bring the new photo into view, whole if it fits.
 function revealCard(card) {
+  if (!card.reveal) return;
+  card.reveal = false;
   const r = card.el.getBoundingClientRect();
-  if (r.top >= 0 && r.top < window.innerHeight * 0.5) return;
+  if (r.top >= 0 && r.bottom <= window.innerHeight) return;
   const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  card.el.scrollIntoView({ block: "start", behavior: smooth ? "smooth" : "auto" });
+  card.el.scrollIntoView({ block: r.height <= window.innerHeight ? "end" : "start", behavior: smooth ? "smooth" : "auto" });
 }
 
 // ---------- downloads ----------
