@@ -202,14 +202,7 @@ function show(card, blob, s, hints) {
   const after = $(".after", card.el);
   after.src = card.url;
   after.hidden = false;
-  const before = $(".before", card.el);
-  if (card.beforeBroken && !s.confidence && !card.fallbackUrl) {
-    // the browser cannot show this format (TIFF, say): the colour result in grey stands in for the original
-    card.fallbackUrl = URL.createObjectURL(blob);
-    before.src = card.fallbackUrl;
-    before.classList.add("grey");
-    before.hidden = false;
-  }
+  useFallback(card);
   const compare = $(".compare", card.el);
   compare.classList.add("has-result");
   $(".split", card.el).hidden = false;
@@ -219,6 +212,16 @@ function show(card, blob, s, hints) {
   $(".png", card.el).disabled = false;
   $(".jpeg", card.el).disabled = false;
   updateControls();
+}
+
+// The browser cannot show some formats the server reads (TIFF, say): the colour result in grey stands in for the original.
+function useFallback(card) {
+  if (!card.beforeBroken || card.fallbackUrl || !card.shown || card.shown.settings.confidence) return;
+  const before = $(".before", card.el);
+  card.fallbackUrl = URL.createObjectURL(card.blob);
+  before.src = card.fallbackUrl;
+  before.classList.add("grey");
+  before.hidden = false;
 }
 
 function setAspect(card, img) {
@@ -248,6 +251,7 @@ function newCard(file) {
     card.beforeBroken = true;
     before.hidden = true;
     compare.classList.add("no-preview");
+    useFallback(card);
     revealCard(card);
   }, { once: true });
   before.src = card.beforeUrl;
@@ -564,11 +568,11 @@ function applyToAll() {
   const s = readControls();
   let n = 0;
   for (const card of state.cards) {
-    if (!card.id) continue;
+    if (card.el.classList.contains("failed")) continue;
     n += 1;
     if (same(card.settings, s)) continue;
     card.settings = { ...s };
-    schedule(card);
+    schedule(card);  // a photo still colorizing picks them up when it is done
   }
   notify(`These settings now apply to all ${n} photos.`);
 }
