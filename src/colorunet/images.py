@@ -92,7 +92,7 @@ def open_image(
     except PermissionError:
         raise ImageError(f"{label}: permission denied") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not an image file (or a format Pillow cannot read)") from None
+        raise ImageError(f"{label}: not an image file, or in a format colorunet cannot read (JPEG, PNG, WebP, TIFF, BMP and GIF work)") from None
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"{label}: refused, more pixels than the limit of {max_pixels:,}") from None
     except (OSError, SyntaxError, ValueError) as e:
