@@ -40,9 +40,9 @@ SEED_FRACTION = 0.3
 #: Seeds come only from a class's core: its pixels at least this many working-size pixels
 #: inside its region (binary erosion). A stain is a small region of its own class; without
 #: this it seeds itself and keeps its colour. Measured on pool/eval with the shipped model
-#: (``benchmarks/bench_refine.py --eval``): radius 0, 1, 2, 3 leave 0.54, 0.42, 0.32, 0.26 % stained
-#: pixels and keep 93.5, 92.2, 90.6, 89.0 % of the colourfulness; 2 is the largest radius that
-#: keeps 90 %.
+#: (``benchmarks/bench_refine.py --eval pool/eval``): radius 0, 1, 2, 3 leave 0.54, 0.42, 0.32, 0.26 %
+#: stained pixels (2.89 % unrefined) and keep 93.5, 92.1, 90.7, 89.1 % of the colourfulness; 2 is
+#: the largest radius that keeps 90 %.
 SEED_CORE_RADIUS = 2
 #: A seed must be at least this many times as probable as a uniform guess (1/n): a flat
 #: distribution says nothing, however its ties are ranked.
