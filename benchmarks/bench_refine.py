@@ -25,7 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.pipeline import colorize_full, get_model  # noqa: E402
+from colorunet.pipeline import colorize_full, get_model
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
 
 
 def sweep_radii(folder: Path, radii: list[int]) -> None:
-    import colorunet.refine as refine
+    from colorunet import refine
     from colorunet.color import rgb_to_lab
     from colorunet.evaluation import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size
     from colorunet.images import open_image, to_float_rgb, to_uint8

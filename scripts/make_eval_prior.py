@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from colorunet.color import rgb_to_lab
 from colorunet.data import is_grayscale, load_photo
 from colorunet.images import ImageError, find_images
 from colorunet.metrics import AB_CELLS, ab_bins, ab_prior
-from colorunet.color import rgb_to_lab
 
 
 def main() -> None:

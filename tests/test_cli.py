@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+from conftest import synthetic_photo
 from PIL import Image
 
 from colorunet.color import rgb_to_luma
 from colorunet.pipeline import default_sample
 
-from conftest import synthetic_photo
+pytestmark = pytest.mark.slow  # every test here runs the real command in a subprocess
 
 
 def run(*args, cwd=None):

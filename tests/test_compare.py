@@ -62,6 +62,7 @@ def test_contender_specs():
         Contender.parse("x=paper,lambda")
 
 
+@pytest.mark.slow
 def test_compare_end_to_end(photo_dir, tmp_path):
     evald = tmp_path / "eval"
     evald.mkdir()

@@ -1,11 +1,10 @@
 import numpy as np
 import torch
+from conftest import synthetic_photo
 from PIL import Image
 
 from colorunet.data import CropBatches, chroma_histogram, is_grayscale, load_photos, split_paths
 from colorunet.quantize import Quantizer
-
-from conftest import synthetic_photo
 
 
 def test_grayscale_detection():

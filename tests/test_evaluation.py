@@ -4,13 +4,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import learnable_photo
 from PIL import Image
 
 from colorunet.evaluation import evaluate, evaluation_photos
 
-from conftest import learnable_photo
 
-
+@pytest.mark.slow
 def test_evaluate_cli_writes_a_report(tmp_path, photo_dir, tiny_run):
     report = tmp_path / "report"
     r = subprocess.run([sys.executable, "-m", "colorunet", "evaluate", str(photo_dir), "--model", str(tiny_run), "-t", "0.5",

@@ -39,6 +39,7 @@ def test_a_mismatch_is_refused_and_nothing_written(tmp_path, tiny_run, monkeypat
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_export_cli(tmp_path):
     out = tmp_path / "default.onnx"
     r = subprocess.run([sys.executable, "-m", "colorunet", "export", "--onnx", str(out)], capture_output=True, text=True, timeout=300)
@@ -84,6 +85,7 @@ def _colorize_in_fresh_python(args, env=None):
     return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
 
 
+@pytest.mark.slow
 def test_onnx_backend_cli_runs_without_torch_and_matches_the_torch_backend(tmp_path):
     import os
 
@@ -111,6 +113,7 @@ def test_onnx_backend_cli_runs_without_torch_and_matches_the_torch_backend(tmp_p
     assert np.abs(cam[..., 0] - cam[..., 2]).mean() > 0.01  # colour, not grey
 
 
+@pytest.mark.slow
 def test_onnx_backend_errors(tmp_path):
     (tmp_path / "fake.onnx").write_bytes(b"not a model")
     for args, message in (

@@ -137,6 +137,7 @@ def _fake_wheel(cache, rng):
         z.writestr("fakephotos/grey.png", _png(synthetic_photo(rng, 64, 64)[..., 0]))
 
 
+@pytest.mark.slow
 def test_gather_end_to_end_is_repeatable(tmp_path, monkeypatch):
     rng = np.random.default_rng(4)
     _fake_wheel(tmp_path / "cache" / "pypi", rng)
@@ -160,6 +161,7 @@ def test_gather_end_to_end_is_repeatable(tmp_path, monkeypatch):
     assert (tmp_path / "pool" / "manifest.csv").read_bytes() == first
 
 
+@pytest.mark.slow
 def test_a_source_that_cannot_be_fetched_is_reported_and_the_rest_come_through(tmp_path, monkeypatch):
     rng = np.random.default_rng(5)
     _fake_wheel(tmp_path / "cache" / "pypi", rng)

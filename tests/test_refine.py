@@ -12,7 +12,7 @@ import colorunet
 from colorunet.color import rgb_to_luma, rgb_to_yuv
 from colorunet.metrics import stain_fraction
 from colorunet.pipeline import default_sample
-from colorunet.refine import HintError, affinity_laplacian, load_hints, parse_hints, propagate, rasterize_hints, refine_chroma
+from colorunet.refine import HintError, affinity_laplacian, load_hints, parse_hints, rasterize_hints, refine_chroma
 
 
 def _two_regions(h=40, w=60):
@@ -165,6 +165,7 @@ def test_refine_reduces_stains_on_the_sample():
     assert stain_fraction(refined) < 0.5 * stain_fraction(plain)
 
 
+@pytest.mark.slow
 def test_cli_refine_and_hints(tmp_path):
     hints = tmp_path / "hints.json"
     hints.write_text(json.dumps({"points": [{"x": 100, "y": 300, "color": "#c0392b"}]}))

@@ -71,6 +71,7 @@ def hostile_corpus() -> dict[str, tuple[bytes, str]]:
     }
 
 
+@pytest.mark.slow
 def test_hostile_corpus_through_the_cli(tmp_path):
     src = tmp_path / "in put"
     src.mkdir()
@@ -165,6 +166,7 @@ def _train_cmd(photo_dir, out, steps):
             "--crop", "32", "--load-size", "48", "--checkpoint-every", "5", "--keep-checkpoints", "3", "-q"]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_training_then_resume_is_exact(photo_dir, tmp_path):
     steps = 60
     full = tmp_path / "full"
@@ -188,6 +190,7 @@ def test_kill_9_mid_training_then_resume_is_exact(photo_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_detected_and_the_previous_one_used(photo_dir, tmp_path):
     run = tmp_path / "run"
     subprocess.run(_train_cmd(photo_dir, run, 15), check=True, capture_output=True, timeout=300)

@@ -162,6 +162,7 @@ def _torchrun(nproc, *args, env):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="needs gloo")
 def test_torchrun_two_processes_on_cpu_then_resume_on_one(photo_dir, tmp_path):
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLORUNET_DEBUG": "1"}
@@ -196,6 +197,7 @@ def test_torchrun_two_processes_on_cpu_then_resume_on_one(photo_dir, tmp_path):
     assert float(rows[-1]["epoch"]) == pytest.approx(20 / json.loads((out / "config.json").read_text())["data"]["train_photos"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_shard_and_index_commands(photo_dir, tmp_path):
     env = os.environ | {"COLORUNET_DEBUG": ""}
     r = subprocess.run([sys.executable, "-m", "colorunet", "data", "shard", str(photo_dir), str(tmp_path / "s"), "--shard-size", "5", "-q"],

@@ -81,7 +81,7 @@ def test_the_fusion_starts_as_a_no_op():
 
 
 def test_a_missing_or_changed_encoder_package_is_a_clear_error(monkeypatch, tmp_path):
-    import colorunet.semantic as semantic
+    from colorunet import semantic
 
     monkeypatch.setattr(semantic.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EncoderError, match="pip install 'colorunet\\[semantic\\]'"):

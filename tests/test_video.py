@@ -4,14 +4,14 @@ import math
 import subprocess
 import sys
 
+import av
 import numpy as np
 import pytest
 import torch
+from conftest import learnable_photo
 from PIL import Image
 
-import av  # noqa: E402
-
-from colorunet.video import (  # noqa: E402
+from colorunet.video import (
     FrameColorizer,
     TemporalSmoother,
     flicker,
@@ -19,8 +19,6 @@ from colorunet.video import (  # noqa: E402
     luma_histogram,
     read_frames,
 )
-
-from conftest import learnable_photo  # noqa: E402
 
 
 def test_smoother_weights_by_hand():
@@ -96,6 +94,7 @@ def clip(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_video_cli_keeps_timing_size_and_audio(clip, tmp_path):
     out = tmp_path / "colour film.mp4"
     r = subprocess.run([sys.executable, "-m", "colorunet", "video", str(clip), "-o", str(out)], capture_output=True, text=True, timeout=300)
@@ -132,6 +131,7 @@ def test_interrupted_video_leaves_no_output(clip, tmp_path, monkeypatch):
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_frame_folders(tmp_path):
     rng = np.random.default_rng(2)
     src = tmp_path / "frames"
@@ -157,6 +157,7 @@ def test_smoothing_reduces_flicker_on_a_noisy_static_clip():
     assert flicker(iter(smooth), static_luma=0.1) < 0.6 * flicker(iter(raw), static_luma=0.1)
 
 
+@pytest.mark.slow
 def test_bad_inputs(tmp_path):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a film")

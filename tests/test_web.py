@@ -180,6 +180,7 @@ def server():
     proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_real_server_on_loopback(server):
     photo = _png(synthetic_photo(np.random.default_rng(0), 120, 90))
     r = httpx.post(server + "/api/colorize", files={"image": ("p.png", photo, "image/png")}, data={"temperature": "0.6"}, timeout=60)
@@ -308,6 +309,7 @@ def _stroke_mask(points, width: float, shape) -> np.ndarray:
     return np.asarray(mask) > 0
 
 
+@pytest.mark.slow
 def test_browser_mouse_stroke_colours_the_region(browser, server, tmp_path):
     """Issue 19.1: mouse down, moves, up over the photo paints a stroke; the stroke region takes the stroke's hue."""
     t = Page(browser, server, viewport={"width": 1280, "height": 900})
@@ -364,6 +366,7 @@ window.fetch = async (url, opts) => {
 })()"""
 
 
+@pytest.mark.slow
 def test_browser_newest_change_wins_over_slow_answers(browser, server):
     """Issue 19.2: a hint then Clear within 0.4 s, and quick slider moves, end showing the latest state."""
     t = Page(browser, server, viewport={"width": 1280, "height": 800})
@@ -395,6 +398,7 @@ def test_browser_newest_change_wins_over_slow_answers(browser, server):
     t.close()
 
 
+@pytest.mark.slow
 def test_browser_more_photos_than_the_server_keeps(browser, server, tmp_path):
     """Issue 19.3: ten photos, the server keeps eight; every photo stays editable (sent again from the browser)."""
     rng = np.random.default_rng(3)
@@ -435,6 +439,7 @@ def test_browser_more_photos_than_the_server_keeps(browser, server, tmp_path):
     t.close()
 
 
+@pytest.mark.slow
 def test_browser_confidence_map_download_and_legend(browser, server, tmp_path):
     """Issue 19.4: with the confidence map shown, Download PNG saves the colour photo; the map has its own name and a legend."""
     t = Page(browser, server, viewport={"width": 1280, "height": 800})
@@ -454,6 +459,7 @@ def test_browser_confidence_map_download_and_legend(browser, server, tmp_path):
     t.close()
 
 
+@pytest.mark.slow
 def test_browser_phone_shows_the_result_after_upload(browser, server):
     """Issue 19.5: on a phone the result card is scrolled into view; strokes work with a finger too."""
     t = Page(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -484,6 +490,7 @@ def test_browser_phone_shows_the_result_after_upload(browser, server):
     t.close()
 
 
+@pytest.mark.slow
 def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path):
     """Issue 19.6–10: selection and apply-to-all, hint files, failed cards, resizes, keyboard, drops, favicon."""
     t = Page(browser, server, viewport={"width": 1600, "height": 900})

@@ -30,10 +30,9 @@ import numpy as np
 from PIL import Image
 
 from .atomic import atomic_path, write_text_atomic
-from .color import luma_chroma_to_rgb, rgb_to_luma
+from .color import luma_chroma_to_rgb, rgb_to_lab, rgb_to_luma
 from .data import is_grayscale, split_paths
 from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
-from .color import rgb_to_lab
 from .metrics import AUC_THRESHOLDS, AccuracyCurve, auc_of_errors, colorfulness, false_colour, psnr, ssim, stain_fraction
 from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 
@@ -226,11 +225,10 @@ def _save_thumbs(folder: Path, i: int, true_rgb: np.ndarray, pred: np.ndarray, c
 def write_report(report: Path, ev: Evaluation, skipped: list[str]) -> None:
     """metrics.json, per_image.csv, curves.png and index.html (opens from disk, no server)."""
     write_text_atomic(report / "metrics.json", json.dumps(ev.metrics, indent=2) + "\n")
-    with atomic_path(report / "per_image.csv") as t:
-        with open(t, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=PER_IMAGE_FIELDS)
-            w.writeheader()
-            w.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in ev.per_image)
+    with atomic_path(report / "per_image.csv") as t, open(t, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=PER_IMAGE_FIELDS)
+        w.writeheader()
+        w.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in ev.per_image)
     plot_curves({ev.metrics["model"]: ev.curves}, report / "curves.png")
     m = ev.metrics
     summary = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in m.items())
