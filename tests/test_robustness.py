@@ -240,3 +240,76 @@ def test_schema_fuzzing_finds_no_server_errors():
 
         fuzz()
     assert not failures, failures
+
+
+# --- Hostile input, round two: one test per kind of case, each failing before its fix ----------------------------------
+
+
+def cli(args, capsys) -> tuple[int, str]:
+    """``colorunet ARGS`` in this process (fast: the model stays loaded); (exit status, stderr)."""
+    from colorunet.cli import main
+
+    capsys.readouterr()
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's usage errors
+        rc = e.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err
+
+
+def _photo_file(path, h=24, w=32, seed=0):
+    Image.fromarray(synthetic_photo(np.random.default_rng(seed), h, w)).save(path)
+    return path
+
+
+def _model_file(path, widths=(16, 32, 64), metadata=None, tensors=None):
+    """A model file whose tensors are those of a small ColorUNet, with ``model_config`` and metadata overridden."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from colorunet.model import ColorUNet, ColorUNetConfig
+    from colorunet.quantize import ChromaHistogram, Quantizer
+    from colorunet.weights import save_model
+
+    q = Quantizer.fit(ChromaHistogram.of(RNG.normal(0, 0.15, 5000), RNG.normal(0, 0.2, 5000)), 32)
+    good = save_model(path, ColorUNet(ColorUNetConfig(widths=(16, 32, 64))), q)
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as f:
+        meta = dict(f.metadata())
+        ts = {k: f.get_tensor(k) for k in f.keys()}
+    meta["model_config"] = json.dumps(json.loads(meta["model_config"]) | {"widths": list(widths)})
+    meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
+    ts.update(tensors or {})
+    save_file(ts, str(path), metadata=meta)
+    return path
+
+
+def test_model_metadata_is_checked_against_its_tensors_before_allocating(tmp_path, monkeypatch):
+    from colorunet import weights
+    from colorunet.weights import ModelError
+
+    path = _model_file(tmp_path / "hugewidths.safetensors", widths=(256, 512, 1024))
+    devices = []
+    real = weights.build_network
+    monkeypatch.setattr(weights, "build_network", lambda config: devices.append(next(real(config).parameters()).device.type) or real(config))
+    with pytest.raises(ModelError, match="hugewidths.safetensors: tensor net.* has shape"):
+        weights.load_model(path)
+    assert devices and set(devices) == {"meta"}  # nothing was allocated for the widths the metadata claims
+
+
+def test_a_model_with_nan_quantiser_centres_is_refused(tmp_path):
+    from safetensors import safe_open
+
+    from colorunet.weights import ModelError, load_model
+
+    path = _model_file(tmp_path / "good.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        centres = f.get_tensor("quantizer.centers").clone()
+    centres[3, 0] = float("nan")
+    bad = _model_file(tmp_path / "nan_centres.safetensors", tensors={"quantizer.centers": centres})
+    with pytest.raises(ModelError, match="nan_centres.safetensors: tensor quantizer.centers holds NaN"):
+        load_model(bad)
