@@ -301,6 +301,11 @@ def test_model_metadata_is_checked_against_its_tensors_before_allocating(tmp_pat
     assert devices and set(devices) == {"meta"}  # nothing was allocated for the widths the metadata claims
 
 
+def test_serve_refuses_an_impossible_port(capsys):
+    rc, err = cli(["serve", "--port", "99999"], capsys)
+    assert rc == 2 and "--port: must be between 1 and 65535" in err
+
+
 def test_a_model_with_nan_quantiser_centres_is_refused(tmp_path):
     from safetensors import safe_open
 
@@ -313,3 +318,11 @@ def test_a_model_with_nan_quantiser_centres_is_refused(tmp_path):
     bad = _model_file(tmp_path / "nan_centres.safetensors", tensors={"quantizer.centers": centres})
     with pytest.raises(ModelError, match="nan_centres.safetensors: tensor quantizer.centers holds NaN"):
         load_model(bad)
+
+
+def test_working_sizes_below_8_are_usage_errors(tmp_path, capsys):
+    photo = _photo_file(tmp_path / "p.png")
+    for command in (["colorize", photo], ["video", photo, "-o", tmp_path / "v.mp4"], ["evaluate", tmp_path]):
+        for size in ("1", "7"):
+            rc, err = cli([*command, "--working-size", size], capsys)
+            assert rc == 2 and "--working-size: must be ≥ 8" in err
