@@ -264,6 +264,22 @@ def _photo_file(path, h=24, w=32, seed=0):
     return path
 
 
+def test_confidence_maps_never_overwrite_an_input_or_an_existing_file(tmp_path, capsys):
+    cam = _photo_file(tmp_path / "cam.png")
+    other = _photo_file(tmp_path / "cam_color_confidence.png", seed=1)  # an input named like cam's confidence map
+    before = other.read_bytes()
+    rc, err = cli(["colorize", cam, other, "--confidence", "-q"], capsys)
+    assert rc == 1 and "would overwrite an input" in err and other.read_bytes() == before
+    # an existing map is kept without --overwrite, even when the main output is missing
+    single = _photo_file(tmp_path / "solo" / "x.png") if (tmp_path / "solo").mkdir() is None else None
+    kept = tmp_path / "solo" / "x_color_confidence_ratio.png"
+    kept.write_bytes(b"mine")
+    rc, err = cli(["colorize", single, "--confidence", "-q"], capsys)
+    assert rc == 0 and "exists, kept" in err and kept.read_bytes() == b"mine"
+    rc, err = cli(["colorize", single, "--confidence", "--overwrite", "-q"], capsys)
+    assert rc == 0 and Image.open(kept).size == (32, 24) and (tmp_path / "solo" / "x_color.png").exists()
+
+
 def _model_file(path, widths=(16, 32, 64), metadata=None, tensors=None):
     """A model file whose tensors are those of a small ColorUNet, with ``model_config`` and metadata overridden."""
     import json
@@ -318,6 +334,22 @@ def test_a_model_with_nan_quantiser_centres_is_refused(tmp_path):
     bad = _model_file(tmp_path / "nan_centres.safetensors", tensors={"quantizer.centers": centres})
     with pytest.raises(ModelError, match="nan_centres.safetensors: tensor quantizer.centers holds NaN"):
         load_model(bad)
+
+
+def test_an_output_named_in_a_format_colorunet_does_not_write_is_not_a_folder(tmp_path, capsys):
+    photo = _photo_file(tmp_path / "p.png")
+    rc, err = cli(["colorize", photo, "-o", tmp_path / "out.gif"], capsys)
+    assert rc == 2 and "out.gif: unknown output format '.gif'" in err and not (tmp_path / "out.gif").exists()
+    rc, err = cli(["colorize", photo, "-o", tmp_path / "out.jfif", "-q"], capsys)
+    assert rc == 0 and (tmp_path / "out.jfif").is_file() and Image.open(tmp_path / "out.jfif").format == "JPEG"
+
+
+def test_long_file_names_fit_their_temporary_names(tmp_path, capsys):
+    photo = _photo_file(tmp_path / ("n" * 240 + ".png"))
+    rc, err = cli(["colorize", photo, "-q"], capsys)
+    out = tmp_path / ("n" * 240 + "_color.png")
+    assert rc == 0, err
+    assert Image.open(out).size == (32, 24) and not list(tmp_path.glob(".*"))
 
 
 def test_working_sizes_below_8_are_usage_errors(tmp_path, capsys):

@@ -236,7 +236,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         from .refine import load_hints
 
         hints = load_hints(args.hints)
-    jobs, problems = plan_jobs(args.inputs, args.output, args.format)
+    jobs, problems = plan_jobs(args.inputs, args.output, args.format, confidence=args.confidence)
     for _, msg in problems:
         print(f"colorunet: error: {msg}", file=sys.stderr)
     if not jobs:

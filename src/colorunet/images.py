@@ -21,7 +21,7 @@ from .errors import ColorunetError
 #: File name extensions colorunet reads when given a folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: Output formats by extension.
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".jpe": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 #: Largest picture decoded (pixels). A bigger header is refused before its pixels
 #: are decoded (a "decompression bomb": a few kB of PNG that would need 10 GB).
 MAX_PIXELS = 200_000_000
