@@ -317,6 +317,31 @@ def test_model_metadata_is_checked_against_its_tensors_before_allocating(tmp_pat
     assert devices and set(devices) == {"meta"}  # nothing was allocated for the widths the metadata claims
 
 
+def _jpeg_claiming(w, h, cut=None):
+    """A small real JPEG whose frame header claims w×h pixels; ``cut``: cut its scan there and end with EOI."""
+    data = bytearray(_bytes(Image.fromarray(synthetic_photo(RNG, 16, 16)), "JPEG"))
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, h, w)
+    if cut is not None:
+        data = data[: data.find(b"\xff\xda") + cut] + b"\xff\xd9"
+    return bytes(data)
+
+
+def test_a_jpeg_claiming_far_more_pixels_than_its_bytes_is_refused_before_decoding(tmp_path, capsys):
+    from colorunet.images import open_image
+
+    for data in (_jpeg_claiming(6000, 6000), _jpeg_claiming(6000, 6000, cut=40)):
+        t = time.perf_counter()
+        with pytest.raises(ImageError, match=r"bomb.jpg: claims 6000×6000 pixels in only \d+ bytes"):
+            open_image(data, name="bomb.jpg")
+        assert time.perf_counter() - t < 1
+    (tmp_path / "bomb.jpg").write_bytes(_jpeg_claiming(6000, 6000))
+    rc, err = cli(["colorize", tmp_path / "bomb.jpg", "-q"], capsys)
+    assert rc == 1 and "decompression bomb" in err and not (tmp_path / "bomb_color.jpg").exists()
+    ok = _bytes(Image.new("RGB", (1200, 1000), (120, 130, 140)), "JPEG")  # a flat picture is small, yet no bomb
+    assert open_image(ok).size == (1200, 1000)
+
+
 def test_serve_refuses_an_impossible_port(capsys):
     rc, err = cli(["serve", "--port", "99999"], capsys)
     assert rc == 2 and "--port: must be between 1 and 65535" in err
@@ -334,6 +359,22 @@ def test_a_model_with_nan_quantiser_centres_is_refused(tmp_path):
     bad = _model_file(tmp_path / "nan_centres.safetensors", tensors={"quantizer.centers": centres})
     with pytest.raises(ModelError, match="nan_centres.safetensors: tensor quantizer.centers holds NaN"):
         load_model(bad)
+
+
+def test_python_api_reads_16_bit_32_bit_and_float_images():
+    grey = np.tile(np.linspace(0, 1, 48), (40, 1))
+    inputs = {
+        "uint16 array": (grey * 65535).round().astype(np.uint16),
+        "mode F in [0, 1]": Image.fromarray(grey.astype(np.float32), mode="F"),
+        "full-range mode I": Image.fromarray((grey * (2**31 - 1)).astype(np.int32), mode="I"),
+        "float array": grey,
+    }
+    for name, image in inputs.items():
+        y = rgb_to_luma(np.asarray(colorunet.colorize(image), dtype=float) / 255)
+        assert np.abs(y - grey).max() <= 0.5 / 255 + 1e-3, name
+    for bad, word in ((np.full((8, 8), np.nan), "NaN"), (grey * 255, "in \\[0, 1\\]"), (np.zeros((8, 8, 2)), "shape")):
+        with pytest.raises(ImageError, match=word):
+            colorunet.colorize(bad)
 
 
 def test_an_output_named_in_a_format_colorunet_does_not_write_is_not_a_folder(tmp_path, capsys):
