@@ -280,6 +280,21 @@ def test_confidence_maps_never_overwrite_an_input_or_an_existing_file(tmp_path, 
     assert rc == 0 and Image.open(kept).size == (32, 24) and (tmp_path / "solo" / "x_color.png").exists()
 
 
+def test_refinement_of_a_thin_photo_is_bounded_by_the_working_size(monkeypatch):
+    from colorunet import refine
+    from colorunet.working import working_shape
+
+    h, w = working_shape(250, 4000, 256)
+    assert h * w <= 2 * 256**2 and w / h == pytest.approx(16, rel=0.02)
+    assert working_shape(256, 384, 256) == (256, 384)  # 3:2 photos are not affected
+    sizes = []
+    real = refine.refine_chroma
+    monkeypatch.setattr(refine, "refine_chroma", lambda y, *a, **k: sizes.append(y.size) or real(y, *a, **k))
+    strip = Image.fromarray(np.tile(synthetic_photo(RNG, 100, 250), (1, 8, 1)))  # 100×2000
+    out = colorunet.colorize(strip, working_size=64, refine=True)
+    assert out.size == (2000, 100) and sizes and max(sizes) <= 2 * 64**2
+
+
 def _model_file(path, widths=(16, 32, 64), metadata=None, tensors=None):
     """A model file whose tensors are those of a small ColorUNet, with ``model_config`` and metadata overridden."""
     import json

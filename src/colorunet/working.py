@@ -19,6 +19,11 @@ from .images import ImageError, float_rgb, open_image, stored_pixels, to_uint8
 
 #: Short side (pixels) at which the network runs; larger photos are scaled down for it.
 DEFAULT_WORKING_SIZE = 256
+#: The working image has at most this many times working_size² pixels. The short
+#: side alone does not bound the work: a 4000×250 strip is never scaled down by it,
+#: and refining its million pixels took 3 GB and 18 s. Photos up to 2:1 (3:2, 16:9)
+#: are not affected; longer strips run at a lower resolution.
+MAX_WORKING_AREA = 2
 
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
 
@@ -80,11 +85,17 @@ def array_image(a: np.ndarray) -> Image.Image:
 
 
 def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
-    """Size the network sees: short side ``working_size`` (never upscaled)."""
+    """Size the network sees: short side ``working_size`` (never upscaled), and at most
+    ``MAX_WORKING_AREA`` × working_size² pixels, which bounds every step after it
+    (network, decoding, refinement, video smoothing) whatever the photo's shape."""
     if working_size < 8:
         raise ValueError(f"working size must be at least 8 pixels, got {working_size}")
-    scale = min(1.0, working_size / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    area_scale = (MAX_WORKING_AREA * working_size**2 / (height * width)) ** 0.5
+    scale = min(1.0, working_size / min(height, width), area_scale)
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    if h * w > MAX_WORKING_AREA * working_size**2:  # rounding up went over the bound
+        h, w = max(1, int(height * scale)), max(1, int(width * scale))
+    return h, w
 
 
 def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.ndarray:
