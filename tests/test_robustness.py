@@ -280,6 +280,50 @@ def test_confidence_maps_never_overwrite_an_input_or_an_existing_file(tmp_path, 
     assert rc == 0 and Image.open(kept).size == (32, 24) and (tmp_path / "solo" / "x_color.png").exists()
 
 
+def _clip(path, frames=3, size=(48, 64)):
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.height, s.width = size
+        s.pix_fmt = "yuv420p"
+        for i in range(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(synthetic_photo(np.random.default_rng(i), *size), format="rgb24")))
+        c.mux(s.encode(None))
+    return path
+
+
+def _moov_only(src, dst):
+    """The mp4 ``src`` without its media data: an index (moov) pointing at nothing."""
+    data, out, i = src.read_bytes(), b"", 0
+    while i < len(data):
+        size, kind = struct.unpack(">I4s", data[i : i + 8])
+        out += b"" if kind == b"mdat" else data[i : i + size]
+        i += size
+    dst.write_bytes(out)
+    return dst
+
+
+def test_a_film_with_no_decodable_frame_keeps_the_existing_output(tmp_path, capsys):
+    film = _moov_only(_clip(tmp_path / "clip.mp4"), tmp_path / "moov_only.mp4")
+    existing = tmp_path / "existing.mp4"
+    existing.write_bytes(b"last week's work")
+    rc, err = cli(["video", film, "-o", existing, "--overwrite", "-q"], capsys)
+    assert rc == 2 and "moov_only.mp4: no frames could be decoded" in err
+    assert existing.read_bytes() == b"last week's work" and not list(tmp_path.glob(".*"))
+
+
+def test_frames_that_would_share_an_output_name_are_refused(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("f1.jpg", "f1.png", "f2.png"):
+        _photo_file(frames / name)
+    out = tmp_path / "out"
+    rc, err = cli(["video", frames, "-o", out, "-q"], capsys)
+    assert rc == 2 and "f1.png" in err and "f1.jpg" in err
+    assert not out.exists() or not list(out.iterdir())
+
+
 def test_refinement_of_a_thin_photo_is_bounded_by_the_working_size(monkeypatch):
     from colorunet import refine
     from colorunet.working import working_shape
@@ -357,6 +401,33 @@ def test_a_jpeg_claiming_far_more_pixels_than_its_bytes_is_refused_before_decodi
     assert open_image(ok).size == (1200, 1000)
 
 
+def test_video_options_and_outputs_are_checked(tmp_path, capsys, monkeypatch):
+    clip = _clip(tmp_path / "clip.mp4")
+    for bad, word in ((["--window", "100000000000000000000"], "--window"), (["--window", "1e20"], "--window"), (["--crf", "-5"], "--crf"),
+                      (["--decay", "nan"], "--decay"), (["--decay", "inf"], "--decay")):
+        rc, err = cli(["video", clip, "-o", tmp_path / "o.mp4", *bad], capsys)
+        assert rc == 2 and f"error: argument {word}: " in err.strip().splitlines()[-1], bad  # argparse: usage, then one error line
+    import tempfile
+
+    real = tempfile.mkstemp
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    monkeypatch.setattr(tempfile, "mkstemp", lambda *a, dir=None, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if str(dir) == str(readonly) else real(*a, dir=dir, **k))
+    rc, err = cli(["video", clip, "-o", readonly / "o.mp4", "-q"], capsys)
+    assert rc == 2 and "readonly/o.mp4: cannot write (Permission denied)" in err
+
+
+def test_smoothing_refuses_nan_and_infinite_decay():
+    from colorunet.video import TemporalSmoother
+
+    for decay in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="decay"):
+            TemporalSmoother(window=3, decay=decay)
+    with pytest.raises(ValueError, match="window"):
+        TemporalSmoother(window=10**20)
+
+
 def test_serve_refuses_an_impossible_port(capsys):
     rc, err = cli(["serve", "--port", "99999"], capsys)
     assert rc == 2 and "--port: must be between 1 and 65535" in err
@@ -414,3 +485,22 @@ def test_working_sizes_below_8_are_usage_errors(tmp_path, capsys):
         for size in ("1", "7"):
             rc, err = cli([*command, "--working-size", size], capsys)
             assert rc == 2 and "--working-size: must be ≥ 8" in err
+
+
+def test_webm_codecs_and_messages(tmp_path, capsys):
+    import av
+
+    clip = _clip(tmp_path / "clip.mp4")
+    rc, err = cli(["video", clip, "-o", tmp_path / "out.webm", "-q"], capsys)
+    assert rc == 0, err
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.video[0].codec_context.name == "vp9" and c.streams.video[0].frames in (0, 3)
+    rc, err = cli(["video", clip, "-o", tmp_path / "o.mp4", "--codec", "bogus"], capsys)
+    assert rc == 2 and "--codec 'bogus': not a video encoder" in err
+    rc, err = cli(["video", clip, "-o", tmp_path / "o.webm", "--codec", "libx264"], capsys)
+    assert rc == 2 and "o.webm: cannot write libx264 video into a webm file" in err
+    from colorunet.images import open_image
+
+    with pytest.raises(ImageError) as e:
+        open_image(b"no image here", name="x.jpg")
+    assert "Pillow" not in str(e.value) and "x.jpg: not an image file" in str(e.value)

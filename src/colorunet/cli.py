@@ -164,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--decay", type=_number(0, 100), default=None, help="α of the weights e^(-α·i) (default: 0.2)")
     v.add_argument("--cut-threshold", type=_fraction, default=None, help="luminance-histogram change that starts a new shot, in (0, 1] (default: 0.17)")
     v.add_argument("--no-smooth", action="store_true", help="colorize each frame on its own (flickers)")
-    v.add_argument("--codec", default="libx264", help="video codec (default: %(default)s, H.264)")
-    v.add_argument("--crf", type=int, default=18, help="quality for H.264/H.265, lower is better (default: %(default)s)")
+    v.add_argument("--codec", default=None, help="video encoder, e.g. libx264, libx265, libvpx-vp9 (default: libx264, H.264; libvpx-vp9 for .webm)")
+    v.add_argument("--crf", type=_number(0, 51, integer=True), default=18, help="quality for H.264/H.265 (and VP9), 0–51, lower is better (default: %(default)s)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing output")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_video)
@@ -328,7 +328,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_video(args: argparse.Namespace) -> int:
     from .pipeline import DEFAULT_WORKING_SIZE
-    from .video import DEFAULT_CUT_THRESHOLD, DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, VideoError, colorize_frames, colorize_video
+    from .video import DEFAULT_CUT_THRESHOLD, DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, VideoError, check_codec, colorize_frames, colorize_video
 
     src, dst = args.input, args.output
     if not src.exists():
@@ -337,6 +337,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise VideoError(f"{dst}: the output would overwrite the input; choose another output")
     if dst.exists() and not args.overwrite and (dst.is_file() or any(dst.iterdir())):
         raise VideoError(f"{dst}: exists; use --overwrite to replace it")
+    if not src.is_dir():
+        args.codec = check_codec(args.codec, dst)  # before the model loads
     colorizer = FrameColorizer(
         args.model, args.temperature, args.mode, args.working_size or DEFAULT_WORKING_SIZE,
         window=DEFAULT_WINDOW if args.window is None else args.window,
