@@ -401,6 +401,45 @@ def test_a_jpeg_claiming_far_more_pixels_than_its_bytes_is_refused_before_decodi
     assert open_image(ok).size == (1200, 1000)
 
 
+HOSTILE_HINTS = {
+    "infinite.json": '{"strokes": [{"points": [[10, 10], [20, 20]], "color": "#c0392b", "width": Infinity}]}',
+    "huge.json": '{"points": [{"x": 1' + "0" * 400 + ', "y": 5, "color": "#c0392b"}]}',
+    "exponent.json": '{"points": [{"x": 1e400, "y": 5, "color": "#c0392b"}]}',
+    "deep.json": "[" * 50_000 + "]" * 50_000,
+    "nan point.json": '{"strokes": [{"points": [[NaN, 10], [400, 400]], "color": "#2e86c1", "width": 4}]}',
+    "inf point.json": '{"strokes": [{"points": [[-Infinity, 10], [400, 400]], "color": "#2e86c1", "width": 4}]}',
+}
+
+
+def test_hostile_hints_files_give_one_line(tmp_path, capsys, monkeypatch):
+    photo = _photo_file(tmp_path / "p.png")
+    for name, text in HOSTILE_HINTS.items():
+        (tmp_path / name).write_text(text)
+        rc, err = cli(["colorize", photo, "--hints", tmp_path / name, "-o", tmp_path / "o.png"], capsys)
+        assert rc == 2 and name in err and len(err.strip().splitlines()) == 1, (name, err)
+    (tmp_path / "folder.json").mkdir()
+    rc, err = cli(["colorize", photo, "--hints", tmp_path / "folder.json", "-o", tmp_path / "o.png"], capsys)
+    assert rc == 2 and "folder.json: is a directory" in err
+    locked = tmp_path / "locked.json"
+    locked.write_text("{}")
+    from pathlib import Path
+
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied")) if self == locked else real(self, *a, **k))
+    rc, err = cli(["colorize", photo, "--hints", locked, "-o", tmp_path / "o.png"], capsys)
+    assert rc == 2 and "locked.json: cannot read (Permission denied)" in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_nan_point_never_paints_the_photo():
+    from colorunet.refine import HintError, parse_hints
+
+    with pytest.raises(HintError, match=r"strokes\[0\].points\[0\]: must be a number, got NaN"):
+        parse_hints({"strokes": [{"points": [[float("nan"), 10], [400, 400]], "color": "#2e86c1", "width": 4}]})
+    with pytest.raises(HintError, match="must be finite"):
+        colorunet.colorize(PHOTO, hints={"points": [{"x": float("inf"), "y": 3, "color": "#2e86c1"}]})
+
+
 def test_video_options_and_outputs_are_checked(tmp_path, capsys, monkeypatch):
     clip = _clip(tmp_path / "clip.mp4")
     for bad, word in ((["--window", "100000000000000000000"], "--window"), (["--window", "1e20"], "--window"), (["--crf", "-5"], "--crf"),
