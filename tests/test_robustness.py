@@ -467,6 +467,57 @@ def test_smoothing_refuses_nan_and_infinite_decay():
         TemporalSmoother(window=10**20)
 
 
+def _onnx_with(tmp_path, name, change=None, drop=(), graph=None):
+    import onnx
+
+    from colorunet.onnx_backend import DEFAULT_ONNX
+
+    proto = graph if graph is not None else onnx.load(str(DEFAULT_ONNX))
+    if graph is not None:
+        src = onnx.load(str(DEFAULT_ONNX))
+        for p in src.metadata_props:
+            e = proto.metadata_props.add()
+            e.key, e.value = p.key, p.value
+    props = {p.key: p.value for p in proto.metadata_props if p.key not in drop} | (change or {})
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        e = proto.metadata_props.add()
+        e.key, e.value = k, v
+    path = tmp_path / name
+    onnx.save(proto, str(path))
+    return path
+
+
+def _one_channel_graph():
+    import onnx
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1, 1], [1.0])
+    node = helper.make_node("Conv", ["luma", "w"], ["logits"])
+    g = helper.make_graph([node], "one", [helper.make_tensor_value_info("luma", TensorProto.FLOAT, ["b", 1, "h", "w"])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", 1, "h", "w"])], [w])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_onnx_metadata_is_validated_with_the_file_named(tmp_path):
+    from colorunet.errors import ColorunetError
+    from colorunet.onnx_backend import colorize_full, load_onnx_model
+
+    cases = {
+        "no_multiple.onnx": dict(drop=("colorunet.size_multiple",)),
+        "zero_multiple.onnx": dict(change={"colorunet.size_multiple": "0"}),
+        "no_centres.onnx": dict(drop=("colorunet.centers_uv",)),
+        "nan_centres.onnx": dict(change={"colorunet.centers_uv": "[[NaN, 0], [0, 0]]"}),
+        "bad_json.onnx": dict(change={"colorunet.model_config": "{not json"}),
+        "tiny_temperature.onnx": dict(change={"colorunet.temperature": "1e-45"}),
+        "one_channel.onnx": dict(graph=_one_channel_graph()),
+    }
+    for name, how in cases.items():
+        path = _onnx_with(tmp_path, name, **how)
+        with pytest.raises(ColorunetError, match=name):
+            colorize_full(PHOTO, load_onnx_model(str(path)))
+
+
 def test_serve_refuses_an_impossible_port(capsys):
     rc, err = cli(["serve", "--port", "99999"], capsys)
     assert rc == 2 and "--port: must be between 1 and 65535" in err
