@@ -440,6 +440,43 @@ def test_a_nan_point_never_paints_the_photo():
         colorunet.colorize(PHOTO, hints={"points": [{"x": float("inf"), "y": 3, "color": "#2e86c1"}]})
 
 
+def test_train_refuses_bad_run_folders_devices_and_foreign_checkpoints(photo_dir, tmp_path, capsys, monkeypatch):
+    args = ["train", photo_dir, "--steps", "2", "--batch-size", "2", "--crop", "32", "--load-size", "48", "-q"]
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    rc, err = cli(args + ["--out", afile], capsys)
+    assert rc == 2 and "afile: exists and is not a folder" in err and afile.read_text() == "not a folder"
+    rc, err = cli(args + ["--out", tmp_path / "r1", "--device", "bogus"], capsys)
+    assert rc == 2 and "--device 'bogus': not a device" in err
+    foreign = tmp_path / "foreign"
+    (foreign / "checkpoints").mkdir(parents=True)
+    ckpt = foreign / "checkpoints" / "step_000000005.pt"
+    torch.save({"weights": torch.zeros(3)}, ckpt)
+    from colorunet.checksum import sha256_of
+
+    (foreign / "checkpoints" / "step_000000005.pt.sha256").write_text(sha256_of(ckpt) + "\n")
+    rc, err = cli(args[:-1] + ["--out", foreign, "--resume"], capsys)
+    assert rc == 2 and "not a colorunet checkpoint" in err and "no checkpoint to resume from" in err
+    # a read-only folder (simulated: tests may run as root, who may write anywhere)
+    import tempfile
+
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    real_mkstemp, real_tf = tempfile.mkstemp, tempfile.TemporaryFile
+
+    def deny(real):
+        def f(*a, dir=None, **k):
+            if dir is not None and str(dir).startswith(str(readonly)):
+                raise PermissionError(13, "Permission denied", str(dir))
+            return real(*a, dir=dir, **k)
+        return f
+
+    monkeypatch.setattr(tempfile, "mkstemp", deny(real_mkstemp))
+    monkeypatch.setattr(tempfile, "TemporaryFile", deny(real_tf))
+    rc, err = cli(args + ["--out", readonly / "run"], capsys)
+    assert rc == 2 and "readonly/run: cannot write" in err and "Permission denied" in err
+
+
 def test_video_options_and_outputs_are_checked(tmp_path, capsys, monkeypatch):
     clip = _clip(tmp_path / "clip.mp4")
     for bad, word in ((["--window", "100000000000000000000"], "--window"), (["--window", "1e20"], "--window"), (["--crf", "-5"], "--crf"),
@@ -575,6 +612,44 @@ def test_working_sizes_below_8_are_usage_errors(tmp_path, capsys):
         for size in ("1", "7"):
             rc, err = cli([*command, "--working-size", size], capsys)
             assert rc == 2 and "--working-size: must be ≥ 8" in err
+
+
+def test_a_folder_whose_only_photo_is_held_out_still_trains(tmp_path, capsys):
+    from colorunet.data import is_validation
+
+    name = next(f"photo{i}" for i in range(1000) if is_validation(f"photo{i}", 0.1))
+    folder = tmp_path / "one"
+    folder.mkdir()
+    Image.fromarray(synthetic_photo(RNG, 64, 64)).save(folder / f"{name}.png")
+    rc, err = cli(["train", folder, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "2", "--crop", "32", "--load-size", "48"], capsys)
+    assert rc == 0, err
+    assert "training on all 1" in err and (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_start_again(photo_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", photo_dir, "--out", out, "--steps", "2", "--batch-size", "2", "--crop", "32", "--load-size", "48", "-q"]
+    rc, err = cli(args + ["--workers", "-1"], capsys)
+    assert rc == 2 and "--workers" in err and not out.exists()  # refused before anything is written
+    out.mkdir()
+    (out / "config.json").write_text("{}\n")  # what a run that fails after its start leaves
+    (out / "log.csv").write_text("step,epoch,loss,val_loss,lr,images_per_s,elapsed_s\n")
+    rc, err = cli(args, capsys)
+    assert rc == 0, err
+    assert (out / "model.safetensors").exists()
+    rc, err = cli(args, capsys)  # a run with checkpoints is still protected
+    assert rc == 2 and "already holds a training run" in err
+
+
+def test_resume_names_the_kept_values(tiny_run, photo_dir, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    rc, err = cli(["train", photo_dir, "--out", run, "--resume", "--steps", "6", "--widths", "8,16", "--preset", "wide"], capsys)
+    assert rc == 0, err
+    assert "keeps the run's widths=(16, 32, 64); ignoring (8, 16)" in err
+    assert "keeps the run's preset='paper'; ignoring 'wide'" in err and "None" not in err
 
 
 def test_webm_codecs_and_messages(tmp_path, capsys):

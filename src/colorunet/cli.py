@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("photos", metavar="PHOTOS", help="folder of colour photos (jpg, png, webp, bmp, tiff; greyscale ones are skipped), "
                                                     "or shards: their folder, their shards.json, or its URL (s3://…, https://…)")
     t.add_argument("--out", type=Path, required=True, help="run folder: checkpoints/, log.csv, config.json and model.safetensors")
-    t.add_argument("--preset", default="paper", help="starting configuration: paper, wide, paper-regression (the L2 baseline) or "
-                                                   "eccv16 (Zhang et al.'s network, Lab quantiser and soft targets) (default: %(default)s)")
+    t.add_argument("--preset", default=None, help="starting configuration: paper, wide, paper-regression (the L2 baseline) or "
+                                                 "eccv16 (Zhang et al.'s network, Lab quantiser and soft targets) (default: paper)")
     t.add_argument("--arch", choices=("colorunet", "eccv16"), help="network; eccv16 stands for --preset eccv16 (default: the preset's)")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, help="optimiser steps to train for")
@@ -287,7 +287,7 @@ def cmd_train(args: argparse.Namespace) -> int:
              "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed",
              "prior_photos", "compile", "time_budget_s")
     train_overrides = {k: getattr(args, k) for k in names}
-    preset = "eccv16" if args.arch == "eccv16" else args.preset
+    preset = "eccv16" if args.arch == "eccv16" else args.preset or "paper"
     if args.arch == "colorunet" and preset == "eccv16":
         raise ValueError("--arch colorunet contradicts --preset eccv16")
     model_config, cfg = resolve_configs(preset, model_overrides, train_overrides)
@@ -295,6 +295,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in train_overrides.items() if v is not None}
     if args.resume:
         given |= {k: v for k, v in model_overrides.items() if v is not None}
+        if args.preset is not None or args.arch == "eccv16":
+            given["preset"] = preset  # a resumed run keeps its own; say so rather than ignore it silently
     path = trainer.run(resume=args.resume, resume_overrides=given if args.resume else None)
     if not args.quiet:
         print(path)
