@@ -211,7 +211,7 @@ def test_http_api_survives_the_corpus():
 
     from colorunet.web.app import ServerSettings, create_app
 
-    client = TestClient(create_app(ServerSettings()))
+    client = TestClient(create_app(ServerSettings()), base_url="http://localhost:8000")
     for name, (data, expected) in hostile_corpus().items():
         r = client.post("/api/colorize", files={"image": (name, data, "application/octet-stream")})
         if expected.startswith("ok"):
@@ -225,7 +225,10 @@ def test_schema_fuzzing_finds_no_server_errors():
 
     from colorunet.web.app import ServerSettings, create_app
 
-    app = create_app(ServerSettings(max_upload_bytes=2**20))
+    from colorunet.web.app import LOOPBACK_NAMES
+
+    # schemathesis calls the app as host "testserver"
+    app = create_app(ServerSettings(max_upload_bytes=2**20, allowed_hosts=(*LOOPBACK_NAMES, "testserver")))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures = []
     for op in schema.get_all_operations():
@@ -401,6 +404,71 @@ def test_a_jpeg_claiming_far_more_pixels_than_its_bytes_is_refused_before_decodi
     assert open_image(ok).size == (1200, 1000)
 
 
+@pytest.fixture(scope="module")
+def web_app():
+    from colorunet.web.app import ServerSettings, create_app
+
+    return create_app(ServerSettings(max_upload_bytes=3 * 2**20, max_pixels=2_000_000))
+
+
+def _web(app, host="127.0.0.1", client=("127.0.0.1", 50000)):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url=f"http://{host}:8000", client=client)
+
+
+def test_web_checks_host_and_origin_and_says_nosniff(web_app):
+    local = _web(web_app)
+    r = local.get("/api/model")
+    assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+    assert _web(web_app, host="localhost").get("/api/health").status_code == 200
+    r = local.get("/api/model", headers={"Host": "evil.example:8000"})  # DNS rebinding
+    assert r.status_code == 400 and "evil.example" in r.json()["error"] and r.headers["x-content-type-options"] == "nosniff"
+    png = _bytes(Image.fromarray(PHOTO), "PNG")
+    r = local.post("/api/colorize", files={"image": ("p.png", png, "image/png")}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["error"]
+    r = local.post("/api/colorize", files={"image": ("p.png", png, "image/png")}, headers={"Origin": "http://127.0.0.1:8000"})
+    assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_serve_answers_to_its_own_host_names(monkeypatch, capsys):
+    import uvicorn
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: apps.append(app))
+    from fastapi.testclient import TestClient
+
+    assert cli(["serve", "--host", "192.168.7.7"], capsys)[0] == 0
+    assert TestClient(apps[-1], base_url="http://192.168.7.7:8000").get("/api/health").status_code == 200
+    assert TestClient(apps[-1], base_url="http://evil.example:8000").get("/api/health").status_code == 400
+    assert cli(["serve", "--host", "0.0.0.0"], capsys)[0] == 0  # open to the network: its names are unknown
+    assert TestClient(apps[-1], base_url="http://my-box.lan:8000").get("/api/health").status_code == 200
+
+
+def test_recolor_ids_answer_only_the_client_that_made_them(web_app):
+    mine, theirs = _web(web_app, client=("10.0.0.5", 1)), _web(web_app, client=("10.0.0.6", 1))
+    r = mine.post("/api/colorize", files={"image": ("p.png", _bytes(Image.fromarray(PHOTO), "PNG"), "image/png")})
+    key = r.headers["x-colorunet-id"]
+    assert mine.post("/api/recolor", data={"id": key, "temperature": "0.5"}).status_code == 200
+    r = theirs.post("/api/recolor", data={"id": key, "temperature": "0.5"})
+    assert r.status_code == 404 and "error" in r.json()
+
+
+def test_large_uploads_stay_in_memory(web_app, monkeypatch):
+    import tempfile
+
+    def no_disk(*a, **k):
+        raise AssertionError("the upload was spooled to a temporary file")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_disk)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_disk)
+    noise = np.random.default_rng(5).integers(0, 256, (800, 800, 3), dtype=np.uint8)
+    png = _bytes(Image.fromarray(noise), "PNG", compress_level=0)
+    assert len(png) > 1.5 * 2**20
+    r = _web(web_app).post("/api/colorize", files={"image": ("big.png", png, "image/png")})
+    assert r.status_code == 200, r.text
+
+
 HOSTILE_HINTS = {
     "infinite.json": '{"strokes": [{"points": [[10, 10], [20, 20]], "color": "#c0392b", "width": Infinity}]}',
     "huge.json": '{"points": [{"x": 1' + "0" * 400 + ', "y": 5, "color": "#c0392b"}]}',
@@ -429,6 +497,13 @@ def test_hostile_hints_files_give_one_line(tmp_path, capsys, monkeypatch):
     rc, err = cli(["colorize", photo, "--hints", locked, "-o", tmp_path / "o.png"], capsys)
     assert rc == 2 and "locked.json: cannot read (Permission denied)" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_hostile_hints_on_the_web_are_422(web_app):
+    png = _bytes(Image.fromarray(PHOTO), "PNG")
+    for name, text in HOSTILE_HINTS.items():
+        r = _web(web_app).post("/api/colorize", files={"image": ("p.png", png, "image/png")}, data={"hints": text[:200_000]})
+        assert r.status_code == 422 and "hints" in r.json()["error"], (name, r.status_code, r.text[:200])
 
 
 def test_a_nan_point_never_paints_the_photo():
@@ -560,6 +635,22 @@ def test_serve_refuses_an_impossible_port(capsys):
     assert rc == 2 and "--port: must be between 1 and 65535" in err
 
 
+def test_underflowing_temperatures_are_refused_everywhere(tmp_path, capsys, web_app):
+    from colorunet.weights import ModelError, load_model
+
+    photo = _photo_file(tmp_path / "p.png")
+    for t in ("1e-40", "1e-38", "inf", "nan"):
+        rc, err = cli(["colorize", photo, "-t", t, "-o", tmp_path / "o.png"], capsys)
+        assert rc == 2 and "--temperature" in err, t
+    with pytest.raises(ValueError, match="temperature: must be between 0.01 and 100"):
+        colorunet.colorize(PHOTO, temperature=1e-40)
+    r = _web(web_app).post("/api/colorize", files={"image": ("p.png", _bytes(Image.fromarray(PHOTO), "PNG"), "image/png")}, data={"temperature": "1e-40"})
+    assert r.status_code == 422 and "temperature" in r.json()["error"]
+    with pytest.raises(ModelError, match="tiny.safetensors: the temperature in its metadata: must be between"):
+        load_model(_model_file(tmp_path / "tiny.safetensors", metadata={"temperature": 1e-45}))
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_a_model_with_nan_quantiser_centres_is_refused(tmp_path):
     from safetensors import safe_open
 
@@ -669,3 +760,16 @@ def test_webm_codecs_and_messages(tmp_path, capsys):
     with pytest.raises(ImageError) as e:
         open_image(b"no image here", name="x.jpg")
     assert "Pillow" not in str(e.value) and "x.jpg: not an image file" in str(e.value)
+
+
+def test_http_errors_are_json_with_an_error_field(web_app):
+    client = _web(web_app)
+    r = client.get("/no/such/page")
+    assert r.status_code == 404 and "error" in r.json() and "detail" not in r.json()
+    r = client.get("/api/colorize")
+    assert r.status_code == 405 and "error" in r.json()
+    png = _bytes(Image.fromarray(PHOTO), "PNG")
+    r = client.post("/api/colorize", files={"image": ("p.png", png, "image/png")}, data={"hints": "x" * (2**20 + 10)})
+    assert r.status_code in (400, 413, 422) and "error" in r.json() and "detail" not in r.json()
+    r = client.post("/api/colorize", files={"image": ("p.png", png, "image/png")}, data={"temperature": "nan"})
+    assert r.status_code == 422 and "NaN" in r.json()["error"] and "100" not in r.json()["error"]

@@ -361,7 +361,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .web.app import ServerSettings, create_app
+        from .web.app import LOOPBACK_NAMES, ServerSettings, create_app
     except ImportError:
         raise ValueError("the web app needs the 'web' extra: pip install 'colorunet[web]'") from None
     settings = ServerSettings(
@@ -370,6 +370,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=int(args.max_megapixels * 1e6),
         max_concurrent=args.max_concurrent,
         queue_timeout_s=args.queue_timeout,
+        # Host names the server answers to: its own, plus the loopback names when it is
+        # local; any, when it listens on every interface (0.0.0.0, ::)
+        allowed_hosts=None if args.host in ("0.0.0.0", "::", "") else tuple(dict.fromkeys((*LOOPBACK_NAMES, args.host))),
     )
     app = create_app(settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
