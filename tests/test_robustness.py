@@ -223,9 +223,7 @@ def test_http_api_survives_the_corpus():
 def test_schema_fuzzing_finds_no_server_errors():
     import schemathesis
 
-    from colorunet.web.app import ServerSettings, create_app
-
-    from colorunet.web.app import LOOPBACK_NAMES
+    from colorunet.web.app import LOOPBACK_NAMES, ServerSettings, create_app
 
     # schemathesis calls the app as host "testserver"
     app = create_app(ServerSettings(max_upload_bytes=2**20, allowed_hosts=(*LOOPBACK_NAMES, "testserver")))
@@ -358,7 +356,7 @@ def _model_file(path, widths=(16, 32, 64), metadata=None, tensors=None):
 
     with safe_open(str(good), framework="pt") as f:
         meta = dict(f.metadata())
-        ts = {k: f.get_tensor(k) for k in f.keys()}
+        ts = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
     meta["model_config"] = json.dumps(json.loads(meta["model_config"]) | {"widths": list(widths)})
     meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
     ts.update(tensors or {})
@@ -601,7 +599,6 @@ def _onnx_with(tmp_path, name, change=None, drop=(), graph=None):
 
 
 def _one_channel_graph():
-    import onnx
     from onnx import TensorProto, helper
 
     w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1, 1], [1.0])
@@ -616,13 +613,13 @@ def test_onnx_metadata_is_validated_with_the_file_named(tmp_path):
     from colorunet.onnx_backend import colorize_full, load_onnx_model
 
     cases = {
-        "no_multiple.onnx": dict(drop=("colorunet.size_multiple",)),
-        "zero_multiple.onnx": dict(change={"colorunet.size_multiple": "0"}),
-        "no_centres.onnx": dict(drop=("colorunet.centers_uv",)),
-        "nan_centres.onnx": dict(change={"colorunet.centers_uv": "[[NaN, 0], [0, 0]]"}),
-        "bad_json.onnx": dict(change={"colorunet.model_config": "{not json"}),
-        "tiny_temperature.onnx": dict(change={"colorunet.temperature": "1e-45"}),
-        "one_channel.onnx": dict(graph=_one_channel_graph()),
+        "no_multiple.onnx": {"drop": ("colorunet.size_multiple",)},
+        "zero_multiple.onnx": {"change": {"colorunet.size_multiple": "0"}},
+        "no_centres.onnx": {"drop": ("colorunet.centers_uv",)},
+        "nan_centres.onnx": {"change": {"colorunet.centers_uv": "[[NaN, 0], [0, 0]]"}},
+        "bad_json.onnx": {"change": {"colorunet.model_config": "{not json"}},
+        "tiny_temperature.onnx": {"change": {"colorunet.temperature": "1e-45"}},
+        "one_channel.onnx": {"graph": _one_channel_graph()},
     }
     for name, how in cases.items():
         path = _onnx_with(tmp_path, name, **how)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ColorunetError
-from .images import FORMATS, IMAGE_EXTENSIONS, ImageError, find_images, output_format, save_image
+from .images import FORMATS, IMAGE_EXTENSIONS, find_images, output_format, save_image
 
 #: Suffix of a result written beside its input when no output is given.
 DEFAULT_SUFFIX = "_color"

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import threading
 import uuid
 from collections import OrderedDict
