@@ -168,7 +168,7 @@ class PredictionCache:
 
     def __init__(self, entries: int):
         self.entries = entries
-        self._items: OrderedDict[str, Prediction] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Prediction, str]] = OrderedDict()  # id -> (prediction, client address)
         self._lock = threading.Lock()
 
     def put(self, pred: Prediction, owner: str = "") -> str:
