@@ -87,7 +87,7 @@ def test_clear_errors(tmp_path):
     r = run("colorize", default_sample(), "--model", tmp_path / "nope.safetensors", "-o", tmp_path / "x.png")
     assert r.returncode == 2 and "nope.safetensors" in r.stderr and "Traceback" not in r.stderr
     r = run("colorize", default_sample(), "-t", "0", "-o", tmp_path / "x.png")
-    assert r.returncode == 2 and "must be > 0" in r.stderr
+    assert r.returncode == 2 and "between 0.01 and 100" in r.stderr
     r = run("train", tmp_path / "empty", "--out", tmp_path / "run")
     assert r.returncode == 2 and "not a folder of photos" in r.stderr and "Traceback" not in r.stderr
 

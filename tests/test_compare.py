@@ -101,3 +101,12 @@ def test_compare_end_to_end(photo_dir, tmp_path):
     other = [a if a != "1.5" else "3" for a in args]
     r = subprocess.run(other, capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "trained with other settings (time_budget_s)" in r.stderr, r.stderr[-2000:]
+
+
+def test_temperatures_are_checked_before_any_training():
+    from colorunet.compare import parse_temperatures
+
+    assert parse_temperatures("0.38,1") == (0.38, 1.0)
+    for bad in ("1e-40", "nan", "inf", "0"):
+        with pytest.raises(ValueError, match="--temperatures: must be"):
+            parse_temperatures(bad)

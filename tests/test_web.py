@@ -34,7 +34,8 @@ def _png(a: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(web.create_app(web.ServerSettings(max_upload_bytes=2 * 2**20, max_pixels=1_000_000)))
+    # the address a local browser uses: the app refuses Host names that are not its own (DNS rebinding)
+    return TestClient(web.create_app(web.ServerSettings(max_upload_bytes=2 * 2**20, max_pixels=1_000_000)), base_url="http://127.0.0.1:8000")
 
 
 def _post(client, data=SAMPLE, name="camera.png", ctype="image/png", **fields):
@@ -146,7 +147,7 @@ def test_busy_server_answers_503_with_retry_after(monkeypatch):
 
     async def both():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
             send = lambda: c.post("/api/colorize", files={"image": ("c.png", SAMPLE, "image/png")})  # noqa: E731
             return await asyncio.gather(send(), send())
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import ColorunetError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -21,12 +23,35 @@ def _umask() -> int:
     return mask
 
 
+#: Bytes of the final name kept in the temporary one: file systems allow 255, and
+#: ``.NAME.xxxxxxxx.part`` adds 15, so a 241-byte name failed with "File name too long".
+TEMP_NAME_BYTES = 200
+
+
+class OutputError(ColorunetError):
+    """An output that cannot be written (read-only folder, a file where a folder should be...)."""
+
+
+def _temp_prefix(name: str) -> str:
+    kept = name.encode("utf-8", "surrogateescape")[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
+    return f".{kept}."
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it becomes ``path``."""
+    """Yield a temporary path to write; on success it becomes ``path``.
+
+    Raises:
+        OutputError: the folder cannot be made or written to, or ``path`` cannot be
+            replaced; the message names ``path``. (Errors of the caller's own
+            writing propagate as they are.)
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".part", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -35,7 +60,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         # mkstemp makes the file private (0600); give it the permissions of a normal new file.
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

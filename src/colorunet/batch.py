@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ColorunetError
-from .images import FORMATS, ImageError, find_images, output_format, save_image
+from .images import FORMATS, IMAGE_EXTENSIONS, find_images, output_format, save_image
 
 #: Suffix of a result written beside its input when no output is given.
 DEFAULT_SUFFIX = "_color"
@@ -42,11 +42,26 @@ def _with_format(path: Path, fmt: str | None) -> Path:
 def _is_dir_target(output: Path, inputs: list[Path]) -> bool:
     if output.is_dir() or len(inputs) > 1 or any(p.is_dir() for p in inputs):
         return True
-    return output.suffix.lower() not in FORMATS  # "-o results" names a folder
+    suffix = output.suffix.lower()
+    if suffix not in FORMATS and suffix in _image_extensions():
+        # "-o out.gif" names a file in a format colorunet does not write, not a folder called out.gif
+        output_format(output)  # raises ImageError, listing the formats it writes
+    return suffix not in FORMATS  # "-o results" names a folder
 
 
-def plan_jobs(inputs: list[Path], output: Path | None, fmt: str | None = None) -> tuple[list[Job], list[tuple[Path, str]]]:
+def _image_extensions() -> set[str]:
+    from PIL import Image
+
+    return set(Image.registered_extensions()) | set(IMAGE_EXTENSIONS)
+
+
+def plan_jobs(
+    inputs: list[Path], output: Path | None, fmt: str | None = None, confidence: bool = False
+) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Pair every input photo with its output path.
+
+    Every file a job will write (its result and, with ``confidence``, its two
+    maps) is checked against the inputs and against every other job's files.
 
     Returns:
         jobs, and (path, reason) for inputs that cannot be planned (missing, clashing).
@@ -80,15 +95,23 @@ def plan_jobs(inputs: list[Path], output: Path | None, fmt: str | None = None) -
     seen: set[Path] = set()
     planned: list[Job] = []
     for j in jobs:
-        dst = j.dst.resolve()
-        if dst in sources:
-            problems.append((j.src, f"{j.src}: output {j.dst} would overwrite an input; choose another output"))
-        elif dst in seen:
-            problems.append((j.src, f"{j.src}: output {j.dst} is also the output of another photo"))
+        written = output_paths(j.dst, confidence)
+        resolved = [p.resolve() for p in written]
+        clash = next((p for p, r in zip(written, resolved) if r in sources), None)
+        shared = next((p for p, r in zip(written, resolved) if r in seen), None)
+        if clash is not None:
+            problems.append((j.src, f"{j.src}: output {clash} would overwrite an input; choose another output"))
+        elif shared is not None:
+            problems.append((j.src, f"{j.src}: output {shared} is also an output of another photo"))
         else:
-            seen.add(dst)
+            seen.update(resolved)
             planned.append(j)
     return planned, problems
+
+
+def output_paths(dst: Path, confidence: bool = False) -> list[Path]:
+    """Every file a job writes: its result, and with ``confidence`` its two maps."""
+    return [dst, *confidence_paths(dst)] if confidence else [dst]
 
 
 def confidence_paths(dst: Path) -> tuple[Path, Path]:
@@ -129,13 +152,16 @@ def run_jobs(
     report = BatchReport()
     todo = []
     for job in jobs:
-        if job.dst.exists() and not overwrite:
-            report.skipped.append((job.src, f"{job.dst}: exists, kept (use --overwrite to replace it)"))
+        existing = [p for p in output_paths(job.dst, confidence) if p.exists()]
+        if existing and not overwrite:
+            report.skipped.append((job.src, f"{existing[0]}: exists, kept (use --overwrite to replace it)"))
         else:
             todo.append(job)
 
     def fail(job: Job, e: Exception) -> None:
-        msg = str(e) if isinstance(e, ImageError) else f"{job.src}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'failed'}"
+        msg = str(e) if isinstance(e, ColorunetError) else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'failed'}"
+        if str(job.src) not in msg and str(job.dst) not in msg:
+            msg = f"{job.src}: {msg}"  # every message names its photo
         report.failed.append((job.src, msg))
         tqdm.write(f"colorunet: error: {msg}", file=sys.stderr)
 

@@ -75,7 +75,18 @@ def load_latest_checkpoint(run_dir: Path, log=None) -> tuple[dict[str, Any], Pat
             log(f"colorunet: {path}: {why}; trying an older checkpoint")
             continue
         try:
-            return torch.load(path, map_location="cpu", weights_only=True), path
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # any failure to unpickle means the file is unusable
             log(f"colorunet: {path}: unreadable checkpoint ({type(e).__name__}); trying an older one")
+            continue
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+        if missing:
+            log(f"colorunet: {path}: not a colorunet checkpoint (no {missing[0]!r}); trying an older one")
+            continue
+        return state, path
     return None
+
+
+#: What a checkpoint written by ``Trainer`` holds at least (a file from elsewhere may
+#: have a valid checksum and still be a plain dict of something else).
+CHECKPOINT_KEYS = ("step", "net", "optimizer", "torch_rng", "model_config", "train_config", "quantizer")

@@ -20,26 +20,38 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _number(parse, ok, requirement: str):
-    """An argparse type: ``parse`` the text, then check ``ok(value)``; errors say ``requirement``."""
+def _number(low: float | None = None, high: float | None = None, *, low_open: bool = False, integer: bool = False):
+    """An argparse type: a finite number (a whole one with ``integer``) in [low, high] (``values.check_number``)."""
 
     def convert(text: str):
+        from .values import ValueRangeError, check_number
+
         try:
-            value = parse(text)
+            value = int(text) if integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {'whole ' if parse is int else ''}number: {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
-        return value
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if integer else ''}number: {text!r}") from None
+        try:
+            return check_number(value, "value", low, high, low_open=low_open, integer=integer)
+        except ValueRangeError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix("value: ")) from None
 
     return convert
 
 
-_positive_float = _number(float, lambda v: v > 0, "> 0")
-_positive_int = _number(int, lambda v: v >= 1, "≥ 1")
-_fraction = _number(float, lambda v: 0 < v <= 1, "in (0, 1]")
-_non_negative_float = _number(float, lambda v: v >= 0 and v != float("inf"), "≥ 0 and finite")
-_eval_size = _number(lambda t: 0 if t.strip().lower() == "full" else int(t), lambda v: v >= 0, "'full', 0, or a whole number of pixels")
+_positive_float = _number(0, low_open=True)
+_positive_int = _number(1, integer=True)
+_count = _number(0, integer=True)
+_fraction = _number(0, 1, low_open=True)
+#: values.MIN_TEMPERATURE and MAX_TEMPERATURE (kept literal: --help must not import more than it needs)
+_temperature = _number(0.01, 100)
+#: the network's input must survive its poolings: below 8 pixels a photo has nothing left to colour from
+_working_size = _number(8, integer=True)
+_non_negative_float = _number(0)
+
+
+def _eval_size(text: str) -> int:
+    """--eval-size: 'full' (or 0) for full resolution, else a short side in pixels."""
+    return 0 if text.strip().lower() == "full" else _number(0, integer=True)(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files and/or folders (searched recursively)")
     c.add_argument("-o", "--output", type=Path, help="output file (one input photo) or folder; default: NAME_color.EXT beside each input, FOLDER_color/ for a folder")
     c.add_argument("--model", default="default", help="'default' (shipped), a .safetensors model file or a training run folder (default: %(default)s)")
-    c.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature T: lower is more vivid, higher smoother and paler (default: the model's own, measured when it was made; 0.38 if it has none)")
+    c.add_argument("--temperature", "-t", type=_temperature, default=None, help="annealed-mean temperature T: lower is more vivid, higher smoother and paler (default: the model's own, measured when it was made; 0.38 if it has none)")
     c.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode: annealed mean (uses T), mean (T = 1) or mode (most likely class) (default: %(default)s)")
-    c.add_argument("--working-size", type=_positive_int, default=None, help="short side in pixels at which the network runs; the result keeps the input's size (default: 256)")
+    c.add_argument("--working-size", type=_working_size, default=None, help="short side in pixels at which the network runs; the result keeps the input's size (default: 256)")
     c.add_argument("--confidence", action="store_true", help="also write NAME_confidence.png (top-class probability) and NAME_confidence_ratio.png (1 - p2/p1)")
     c.add_argument("--refine", action="store_true", help="propagate the colours of the network's most confident pixels along luminance edges (removes stains and bleeding)")
     c.add_argument("--hints", type=Path, metavar="HINTS.json", help='colours to force: {"points": [{"x": 120, "y": 45, "color": "#c0392b"}], "strokes": [{"points": [[10, 10], [40, 12]], "color": "#2e86c1", "width": 5}]} in pixels of the photo')
@@ -75,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("photos", metavar="PHOTOS", help="folder of colour photos (jpg, png, webp, bmp, tiff; greyscale ones are skipped), "
                                                     "or shards: their folder, their shards.json, or its URL (s3://…, https://…)")
     t.add_argument("--out", type=Path, required=True, help="run folder: checkpoints/, log.csv, config.json and model.safetensors")
-    t.add_argument("--preset", default="paper", help="starting configuration: paper, wide, paper-regression (the L2 baseline) or "
-                                                   "eccv16 (Zhang et al.'s network, Lab quantiser and soft targets) (default: %(default)s)")
+    t.add_argument("--preset", default=None, help="starting configuration: paper, wide, paper-regression (the L2 baseline) or "
+                                                 "eccv16 (Zhang et al.'s network, Lab quantiser and soft targets) (default: paper)")
     t.add_argument("--arch", choices=("colorunet", "eccv16"), help="network; eccv16 stands for --preset eccv16 (default: the preset's)")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, help="optimiser steps to train for")
@@ -94,16 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: 0, or the preset's")
     t.add_argument("--soft-targets", action="store_const", const="soft", dest="target", help="Zhang et al.'s soft targets over the 5 nearest bins instead of one-hot")
     t.add_argument("--no-augment", action="store_false", dest="augment", default=None, help="no flips and no input noise (random crops stay)")
-    t.add_argument("--val-fraction", type=float, help="share of photos held out for validation (default: 0.1)")
+    t.add_argument("--val-fraction", type=_number(0, 1), help="share of photos held out for validation (default: 0.1)")
     t.add_argument("--val-every", type=_positive_int, help="steps between validation losses (default: once per epoch, at least 100 steps)")
     t.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints (default: 500)")
     t.add_argument("--keep-checkpoints", type=_positive_int, help="newest checkpoints kept on disk (default: 2)")
     t.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="auto: bf16 autocast where the hardware supports it (default: auto)")
     t.add_argument("--no-channels-last", action="store_false", dest="channels_last", default=None, help="keep the NCHW memory layout")
     t.add_argument("--device", help="auto, cpu or cuda (default: auto)")
-    t.add_argument("--workers", type=int, help="data-loader processes; 0 builds batches in the training process (default: 0)")
+    t.add_argument("--workers", type=_count, help="data-loader processes; 0 builds batches in the training process (default: 0)")
     t.add_argument("--seed", type=int, help="seed of the data stream and initial weights (default: 0)")
-    t.add_argument("--prior-photos", type=int, help="estimate the colour prior from a sample of this many photos, 0 for all (default: 10000)")
+    t.add_argument("--prior-photos", type=_count, help="estimate the colour prior from a sample of this many photos, 0 for all (default: 10000)")
     t.add_argument("--time-budget", type=_positive_float, dest="time_budget_s", metavar="SECONDS",
                    help="train for this long (the learning-rate schedule runs on the clock; --steps, if given, caps it); cannot be resumed")
     t.add_argument("--compile", action="store_const", const=True, help="run the network through torch.compile (faster GPU steps after compiling)")
@@ -118,17 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "per_image.csv, curves.png and index.html into --report.")
     e.add_argument("photos", type=Path, metavar="PHOTOS_DIR", help="folder of colour photos (recursive)")
     e.add_argument("--model", default="default", help="'default', a .safetensors file, a run folder, or a baseline: 'gray' (no colour), 'mean-colour' (the training photos' mean colour everywhere)")
-    e.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: the model's own; 0.38 if it has none)")
+    e.add_argument("--temperature", "-t", type=_temperature, default=None, help="annealed-mean temperature (default: the model's own; 0.38 if it has none)")
     e.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed", help="decode mode (default: %(default)s)")
-    e.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")
+    e.add_argument("--working-size", type=_working_size, default=None, help="short side the network runs at (default: 256)")
     e.add_argument("--eval-size", type=_eval_size, default=None, metavar="PX",
                    help="short side every photo is scaled down to before scoring, so each weighs the same (default: 256, "
                         "Zhang et al.'s protocol); 'full' or 0: full resolution")
     e.add_argument("--subset", choices=("all", "validation"), default="all", help="all photos, or only those 'colorunet train' holds out for validation")
-    e.add_argument("--val-fraction", type=float, default=0.1, help="the training run's --val-fraction, with --subset validation (default: 0.1)")
+    e.add_argument("--val-fraction", type=_number(0, 1), default=0.1, help="the training run's --val-fraction, with --subset validation (default: 0.1)")
     e.add_argument("--refine", action="store_true", help="score the confidence-seeded propagation (colorize --refine)")
-    e.add_argument("--hint-points", type=int, default=0, metavar="K", help="simulated user: K hints at random pixels, coloured as the original (Zhang et al. 2017's protocol)")
-    e.add_argument("--input-noise", type=float, default=0.0, help="std of Gaussian noise added to the luminance the model sees (robustness to grain); scores stay against the clean original")
+    e.add_argument("--hint-points", type=_count, default=0, metavar="K", help="simulated user: K hints at random pixels, coloured as the original (Zhang et al. 2017's protocol)")
+    e.add_argument("--input-noise", type=_number(0, 1), default=0.0, help="std of Gaussian noise added to the luminance the model sees (robustness to grain); scores stay against the clean original")
     e.add_argument("--report", type=Path, help="folder for the report (default: print the metrics only)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
@@ -148,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--crop", type=_positive_int, default=64, help="training crop (default: %(default)s)")
     k.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
     k.add_argument("--load-size", type=_positive_int, default=256, help="(default: %(default)s)")
-    k.add_argument("--workers", type=int, default=0, help="data-loader processes (default: %(default)s)")
+    k.add_argument("--workers", type=_count, default=0, help="data-loader processes (default: %(default)s)")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--eval-size", type=_eval_size, default=256, metavar="PX",
                    help="short side the photos are scored at, as in 'evaluate' (default: %(default)s; 'full' or 0: full resolution)")
@@ -161,15 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("input", type=Path, metavar="INPUT", help="a video file (anything FFmpeg reads) or a folder of numbered frames")
     v.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, .mkv, .mov, .webm, .avi) or, for frames, a folder")
     v.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
-    v.add_argument("--temperature", "-t", type=_positive_float, default=None, help="annealed-mean temperature (default: the model's own)")
+    v.add_argument("--temperature", "-t", type=_temperature, default=None, help="annealed-mean temperature (default: the model's own)")
     v.add_argument("--mode", choices=("annealed", "mean", "mode"), default="annealed")
-    v.add_argument("--working-size", type=_positive_int, default=None, help="short side the network runs at (default: 256)")
-    v.add_argument("--window", type=int, default=None, help="frames before the current one in the smoothing (default: 20)")
-    v.add_argument("--decay", type=float, default=None, help="α of the weights e^(-α·i) (default: 0.2)")
+    v.add_argument("--working-size", type=_working_size, default=None, help="short side the network runs at (default: 256)")
+    v.add_argument("--window", type=_number(0, 100, integer=True), default=None, help="frames before the current one in the smoothing, 0–100 (default: 20)")
+    v.add_argument("--decay", type=_number(0, 100), default=None, help="α of the weights e^(-α·i) (default: 0.2)")
     v.add_argument("--cut-threshold", type=_fraction, default=None, help="luminance-histogram change that starts a new shot, in (0, 1] (default: 0.17)")
     v.add_argument("--no-smooth", action="store_true", help="colorize each frame on its own (flickers)")
-    v.add_argument("--codec", default="libx264", help="video codec (default: %(default)s, H.264)")
-    v.add_argument("--crf", type=int, default=18, help="quality for H.264/H.265, lower is better (default: %(default)s)")
+    v.add_argument("--codec", default=None, help="video encoder, e.g. libx264, libx265, libvpx-vp9 (default: libx264, H.264; libvpx-vp9 for .webm)")
+    v.add_argument("--crf", type=_number(0, 51, integer=True), default=18, help="quality for H.264/H.265 (and VP9), 0–51, lower is better (default: %(default)s)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing output")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_video)
@@ -177,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("serve", help="start the local web app and HTTP API (needs the 'web' extra)",
                        description="Serve a web page to colorize photos in the browser, and an HTTP API (OpenAPI schema at /openapi.json).")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this computer only; 0.0.0.0 opens it to the network)")
-    w.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    w.add_argument("--port", type=_number(1, 65535, integer=True), default=8000, help="port (default: %(default)s)")
     w.add_argument("--model", default="default", help="'default', a .safetensors file or a run folder")
     w.add_argument("--max-upload-mb", type=_positive_float, default=30, help="largest upload in MiB (default: %(default)s)")
     w.add_argument("--max-megapixels", type=_positive_float, default=50, help="largest photo in megapixels (default: %(default)s)")
@@ -240,7 +252,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         from .refine import load_hints
 
         hints = load_hints(args.hints)
-    jobs, problems = plan_jobs(args.inputs, args.output, args.format)
+    jobs, problems = plan_jobs(args.inputs, args.output, args.format, confidence=args.confidence)
     for _, msg in problems:
         print(f"colorunet: error: {msg}", file=sys.stderr)
     if not jobs:
@@ -293,7 +305,7 @@ def cmd_train(args: argparse.Namespace) -> int:
              "val_fraction", "val_every", "checkpoint_every", "keep_checkpoints", "precision", "channels_last", "device", "workers", "seed",
              "prior_photos", "compile", "time_budget_s", "init")
     train_overrides = {k: getattr(args, k) for k in names}
-    preset = "eccv16" if args.arch == "eccv16" else args.preset
+    preset = "eccv16" if args.arch == "eccv16" else args.preset or "paper"
     if args.arch == "colorunet" and preset == "eccv16":
         raise ValueError("--arch colorunet contradicts --preset eccv16")
     model_config, cfg = resolve_configs(preset, model_overrides, train_overrides)
@@ -301,6 +313,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in train_overrides.items() if v is not None}
     if args.resume:
         given |= {k: v for k, v in model_overrides.items() if v is not None}
+        if args.preset is not None or args.arch == "eccv16":
+            given["preset"] = preset  # a resumed run keeps its own; say so rather than ignore it silently
     path = trainer.run(resume=args.resume, resume_overrides=given if args.resume else None)
     if not args.quiet:
         print(path)
@@ -335,7 +349,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_video(args: argparse.Namespace) -> int:
     from .pipeline import DEFAULT_WORKING_SIZE
-    from .video import DEFAULT_CUT_THRESHOLD, DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, VideoError, colorize_frames, colorize_video
+    from .video import DEFAULT_CUT_THRESHOLD, DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, VideoError, check_codec, colorize_frames, colorize_video
 
     src, dst = args.input, args.output
     if not src.exists():
@@ -344,6 +358,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise VideoError(f"{dst}: the output would overwrite the input; choose another output")
     if dst.exists() and not args.overwrite and (dst.is_file() or any(dst.iterdir())):
         raise VideoError(f"{dst}: exists; use --overwrite to replace it")
+    if not src.is_dir():
+        args.codec = check_codec(args.codec, dst)  # before the model loads
     colorizer = FrameColorizer(
         args.model, args.temperature, args.mode, args.working_size or DEFAULT_WORKING_SIZE,
         window=DEFAULT_WINDOW if args.window is None else args.window,
@@ -364,7 +380,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .web.app import ServerSettings, create_app
+        from .web.app import LOOPBACK_NAMES, ServerSettings, create_app
     except ImportError:
         raise ValueError("the web app needs the 'web' extra: pip install 'colorunet[web]'") from None
     settings = ServerSettings(
@@ -373,6 +389,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=int(args.max_megapixels * 1e6),
         max_concurrent=args.max_concurrent,
         queue_timeout_s=args.queue_timeout,
+        # Host names the server answers to: its own, plus the loopback names when it is
+        # local; any, when it listens on every interface (0.0.0.0, ::)
+        allowed_hosts=None if args.host in ("0.0.0.0", "::", "") else tuple(dict.fromkeys((*LOOPBACK_NAMES, args.host))),
     )
     app = create_app(settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

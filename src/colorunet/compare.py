@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -281,6 +280,7 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
         ts = tuple(float(t) for t in text.split(","))
     except ValueError:
         raise ValueError(f"--temperatures: expected comma-separated numbers, got {text!r}") from None
-    if not ts or any(not (t > 0 and math.isfinite(t)) for t in ts):
-        raise ValueError(f"--temperatures: each must be > 0, got {text!r}")
-    return ts
+    from .values import check_temperature
+
+    # the range colorize accepts: a temperature it refuses would fail only after all the training
+    return tuple(check_temperature(t, "--temperatures") for t in ts)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .values import check_temperature
+
 if TYPE_CHECKING:  # PyTorch is imported by the functions that use it: the ONNX backend runs without it
     import torch
 
@@ -25,8 +27,8 @@ DEFAULT_TEMPERATURE = 0.38
 def check_decode_options(mode: str, temperature: float) -> None:
     if mode not in MODES:
         raise ValueError(f"unknown decode mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "annealed" and not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if mode == "annealed":
+        check_temperature(temperature)  # finite, and not so small that logits / T overflow
 
 
 def annealed_distribution(log_probs: torch.Tensor, temperature: float, dim: int = 1) -> torch.Tensor:

@@ -21,13 +21,18 @@ from .errors import ColorunetError
 #: File name extensions colorunet reads when given a folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: Output formats by extension.
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".jpe": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 #: Largest picture decoded (pixels). A bigger header is refused before its pixels
 #: are decoded (a "decompression bomb": a few kB of PNG that would need 10 GB).
 MAX_PIXELS = 200_000_000
 # Pillow's own guard refuses at twice its limit, inside Image.open; align it with
 # ours so that our check, which names the limit, is the one users meet.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+#: A JPEG codes every 8×8 block of every channel in a few bits at least: a flat grey
+#: 12-megapixel JPEG still takes 47 kB (255 pixels a byte). A header that claims far
+#: more pixels per byte of file (333 bytes claiming 14000×14000) is a truncated file
+#: or a decompression bomb; it is refused before its pixels are decoded.
+JPEG_MAX_PIXELS_PER_BYTE = 2048
 JPEG_QUALITY = 95
 #: zlib level of PNG outputs. On a 12-megapixel colorization, level 1 encodes in
 #: 0.6 s against 2.7 s at Pillow's default 6, for a file 25% larger (10 vs 8 MB):
@@ -76,6 +81,10 @@ def open_image(
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageTooLarge(f"{label}: {w}×{h} pixels is over the limit of {max_pixels:,} pixels")
+            if img.format == "JPEG" and w * h > 1_000_000:
+                size = len(path) if isinstance(path, bytes) else os.stat(source).st_size
+                if w * h > JPEG_MAX_PIXELS_PER_BYTE * size:
+                    raise ImageError(f"{label}: claims {w}×{h} pixels in only {size:,} bytes (a truncated file or a decompression bomb); refused")
             if draft_short_side and img.format == "JPEG":
                 f = draft_short_side / min(w, h)
                 img.draft("RGB", (max(1, int(w * f + 1)), max(1, int(h * f + 1))))
@@ -119,7 +128,7 @@ def to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 def stored_pixels(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """The pixels before their conversion to float, plus alpha (or None).
 
-    (H, W, 3) uint8 RGB; for 16-bit greyscale, (H, W, 1) float32 already in
+    (H, W, 3) uint8 RGB; for 16-bit, 32-bit and float greyscale, (H, W, 1) float32 already in
     [0, 1] (keeping the precision instead of Pillow's clipping to 8 bits).
     ``float_rgb`` converts them, whole or a block of rows at a time: a
     12-megapixel photo is 36 MB as stored and 144 MB as float RGB.
@@ -128,11 +137,31 @@ def stored_pixels(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         alpha = np.asarray(img.getchannel("A"))
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(img, dtype=np.float32)
-        peak = 65535.0 if a.max() > 255 else 255.0
-        return np.clip(a / peak, 0, 1)[..., None], alpha
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        exact = np.float64 if img.mode == "I" else np.float32  # 32-bit integers do not fit float32's 24-bit mantissa
+        grey = grey_in_unit_range(np.asarray(img, dtype=exact), f"a mode {img.mode!r} image", floats=img.mode == "F")
+        return grey[..., None], alpha
     return np.asarray(img.convert("RGB")), alpha
+
+
+def grey_in_unit_range(a: np.ndarray, what: str, floats: bool = False) -> np.ndarray:
+    """Greyscale values of a 16-bit, 32-bit or floating-point image as float32 in [0, 1].
+
+    The range is read from the values: ``floats`` up to 1 are already in [0, 1];
+    integers up to 255 are 8-bit, up to 65535 16-bit, above that the full (signed)
+    32-bit range. (Pillow's own conversion clips everything to 0–255: a 16-bit photo came
+    out near-white, a float one in [0, 1] black.) NaN, infinities and negative
+    values are refused.
+    """
+    if a.size and not np.isfinite(a).all():
+        raise ImageError(f"{what}: holds NaN or infinite values")
+    low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if low < 0:
+        raise ImageError(f"{what}: holds negative values (down to {low:g}); expected brightness values from 0")
+    for peak in ((1.0,) if floats else ()) + (255.0, 65535.0, 2.0**31 - 1):
+        if high <= peak:
+            return (a / peak).astype(np.float32)
+    raise ImageError(f"{what}: values up to {high:g} are out of any image range")
 
 
 def float_rgb(pixels: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from .decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps_np, decode_chroma_np, softmax_np
 from .errors import ColorunetError
+from .values import ValueRangeError, check_number, check_temperature
 from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike, pad_to_multiple, read_luma, recombine, working_luma
 
 #: The shipped model, exported (kept equal to assets/default.safetensors by the tests).
@@ -64,13 +65,52 @@ def load_onnx_model(spec: str = "default") -> OnnxModel:
     meta = session.get_modelmeta().custom_metadata_map
     if "colorunet.model_config" not in meta:
         raise ColorunetError(f"{path}: not a colorunet model (no colorunet metadata; export it with 'colorunet export')")
-    config = json.loads(meta["colorunet.model_config"])
-    temperature = json.loads(meta.get("colorunet.temperature", "null"))
-    centers = np.asarray(json.loads(meta["colorunet.centers_uv"]), dtype=np.float32) if "colorunet.centers_uv" in meta else None
-    return OnnxModel(
-        path, session, config.get("head", "classification"), int(json.loads(meta["colorunet.size_multiple"])),
-        float(temperature) if temperature is not None else DEFAULT_TEMPERATURE, centers, config.get("color_space", "yuv"),
-    )
+    return OnnxModel(path, session, *_check_metadata(path, session, meta))
+
+
+def _check_metadata(path: Path, session, meta: dict[str, str]) -> tuple:
+    """(head, size_multiple, temperature, centres, colour space) from an ONNX model's colorunet metadata,
+    each checked against what decoding needs and against the network's own input and output."""
+
+    def bad(what: str) -> ColorunetError:
+        return ColorunetError(f"{path}: damaged colorunet metadata: {what}")
+
+    def field(key: str, default=None):
+        if key not in meta:
+            return default
+        try:
+            return json.loads(meta[key])
+        except (json.JSONDecodeError, RecursionError):
+            raise bad(f"{key} is not valid JSON") from None
+
+    config = field("colorunet.model_config")
+    if not isinstance(config, dict):
+        raise bad("colorunet.model_config is not an object")
+    head, space = config.get("head", "classification"), config.get("color_space", "yuv")
+    if head not in ("classification", "regression") or space not in ("yuv", "lab"):
+        raise bad(f"head {head!r} / colour space {space!r}")
+    try:
+        multiple = check_number(field("colorunet.size_multiple"), "colorunet.size_multiple", 1, 1024, integer=True)
+        temperature = field("colorunet.temperature")
+        temperature = DEFAULT_TEMPERATURE if temperature is None else check_temperature(temperature, "colorunet.temperature")
+    except ValueRangeError as e:
+        raise bad(str(e)) from None
+    centers = None
+    if head == "classification":
+        try:
+            centers = np.asarray(field("colorunet.centers_uv"), dtype=np.float32)
+        except (TypeError, ValueError):
+            raise bad("colorunet.centers_uv is not a list of (u, v) pairs") from None
+        if centers.ndim != 2 or centers.shape[1] != 2 or len(centers) < 2 or not np.isfinite(centers).all():
+            raise bad("colorunet.centers_uv must list the (u, v) of each class, as finite numbers")
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != ["luma"] or len(outputs) != 1 or len(outputs[0].shape) != 4:
+        raise bad("the network must take one input 'luma' and give one (batch, channels, height, width) output")
+    channels = outputs[0].shape[1]
+    want = 2 if centers is None else len(centers)
+    if isinstance(channels, int) and channels != want:
+        raise bad(f"the network gives {channels} channels, its metadata needs {want}")
+    return head, int(multiple), float(temperature), centers, space
 
 
 def predict_scores(model: OnnxModel, small: np.ndarray) -> np.ndarray:

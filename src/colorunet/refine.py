@@ -34,6 +34,7 @@ import numpy as np
 
 from .color import rgb_to_yuv
 from .errors import ColorunetError
+from .values import ValueRangeError, check_number
 
 #: Share of each colour class's core pixels, the most confident ones, used as seeds by ``refine``.
 SEED_FRACTION = 0.3
@@ -57,6 +58,10 @@ MIN_VARIANCE = 1e-4
 #: but a window that straddles an edge has a large variance, which weakens the very
 #: edge that should stop the colour (a red coat leaked into the sky before this cap).
 MAX_VARIANCE = 0.05**2
+
+
+#: Hint coordinates and widths, in pixels, must lie within ± this.
+MAX_COORDINATE = 1e6
 
 
 class HintError(ColorunetError):
@@ -101,14 +106,22 @@ def parse_hints(data: dict | list, source: str = "hints") -> Hints:
     if unknown:
         raise HintError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; expected 'points' and 'strokes'")
     points, strokes = [], []
+
+    def coordinate(value, where: str) -> float:
+        # one NaN point made a stroke cover the whole photo; Infinity and 1e400 crashed the drawing
+        try:
+            return float(check_number(value, where, -MAX_COORDINATE, MAX_COORDINATE))
+        except ValueRangeError as e:
+            raise HintError(f"{source}: {e}") from None
+
     try:
         for i, p in enumerate(data.get("points", [])):
-            points.append((float(p["x"]), float(p["y"]), parse_color(p["color"], f"{source}: points[{i}]")))
+            points.append((coordinate(p["x"], f"points[{i}].x"), coordinate(p["y"], f"points[{i}].y"), parse_color(p["color"], f"{source}: points[{i}]")))
         for i, s in enumerate(data.get("strokes", [])):
-            pts = [(float(x), float(y)) for x, y in s["points"]]
+            pts = [(coordinate(x, f"strokes[{i}].points[{j}]"), coordinate(y, f"strokes[{i}].points[{j}]")) for j, (x, y) in enumerate(s["points"])]
             if not pts:
                 raise HintError(f"{source}: strokes[{i}] has no points")
-            width = float(s.get("width", 3))
+            width = coordinate(s.get("width", 3), f"strokes[{i}].width")
             if not width > 0:
                 raise HintError(f"{source}: strokes[{i}]: width must be > 0")
             strokes.append((pts, parse_color(s["color"], f"{source}: strokes[{i}]"), width))
@@ -119,15 +132,30 @@ def parse_hints(data: dict | list, source: str = "hints") -> Hints:
     return Hints(points, strokes)
 
 
+def parse_hints_json(text: str, source: str = "hints") -> Hints:
+    """Hints from their JSON text (a file's or a form field's)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HintError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise HintError(f"{source}: JSON nested too deeply") from None
+    return parse_hints(data, source)
+
+
 def load_hints(path: str | Path) -> Hints:
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise HintError(f"{path}: no such hints file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except IsADirectoryError:
+        raise HintError(f"{path}: is a directory, not a hints file") from None
+    except UnicodeDecodeError as e:
         raise HintError(f"{path}: not valid JSON ({e})") from None
-    return parse_hints(data, str(path))
+    except OSError as e:
+        raise HintError(f"{path}: cannot read ({e.strerror or e})") from None
+    return parse_hints_json(text, str(path))
 
 
 def rasterize_hints(hints: Hints, full_size: tuple[int, int], small_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .atomic import write_text_atomic
-from .checkpoint import CheckpointError, load_latest_checkpoint, save_checkpoint
+from .atomic import OutputError, write_text_atomic
+from .checkpoint import CheckpointError, list_checkpoints, load_latest_checkpoint, save_checkpoint
 from . import distributed
 from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, split_paths, validation_batch
 from .losses import SOFT_K, SOFT_SIGMA_CELLS, rebalanced_cross_entropy, regression_loss, soft_encode, soft_rebalanced_cross_entropy
@@ -123,6 +123,8 @@ class TrainConfig:
             raise ValueError(f"target must be 'hard' or 'soft', got {self.target!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be ≥ 0, got {self.workers}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"time budget must be > 0 seconds, got {self.time_budget_s}")
         if self.load_size < self.crop:
@@ -189,7 +191,11 @@ class Trainer:
             )
         paths = photo_folder(self.photos_dir)
         train_paths, val_paths = split_paths(paths, self.photos_dir, cfg.val_fraction)
-        if cfg.val_fraction > 0 and not val_paths and with_validation:
+        if not train_paths and val_paths:
+            # a folder of one photo that the split holds out: train on it rather than on nothing
+            self.log(f"colorunet: {self.photos_dir}: too few photos to hold any out for validation; training on all {len(val_paths)}")
+            train_paths, val_paths = val_paths, []
+        elif cfg.val_fraction > 0 and not val_paths and with_validation:
             self.log(f"colorunet: none of the {len(paths)} photos falls in the validation split (a hash of each name picks "
                      f"{cfg.val_fraction:.0%} of them, so adding photos never moves one across); training without a validation loss")
         train = load_photos(train_paths, cfg.load_size, progress=self.progress, min_size=cfg.crop)
@@ -226,13 +232,18 @@ class Trainer:
         out = self.out_dir
         device = distributed.init(world, pick_device(self.cfg.device))
         self.progress = self.progress and world.is_main  # one bar and one log, from rank 0
+        if world.is_main:
+            _check_run_folder(out)
         existing = load_latest_checkpoint(out, log=lambda msg: print(msg, file=sys.stderr)) if resume else None
-        if not resume and (out / CONFIG_FILENAME).exists():
+        # A run exists once it has a checkpoint or a model. A config.json and log.csv
+        # alone are what a run that failed before its first checkpoint leaves: starting
+        # afresh replaces them (refusing would leave the folder usable by neither way).
+        if not resume and (list_checkpoints(out) or (out / MODEL_FILENAME).exists()):
             raise ValueError(f"{out}: already holds a training run; use --resume to continue it, or another --out")
         if resume and existing is not None and existing[0]["train_config"].get("time_budget_s"):
             raise ValueError(f"{out}: a run with a time budget cannot be resumed (its schedule ran on the clock); start a new one")
         if resume and existing is None:
-            raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); start again with another --out")
+            raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); start it again without --resume")
         distributed.barrier(world)  # every rank has looked before rank 0 writes config.json
         if existing is not None:
             state, ckpt_path = existing
@@ -244,8 +255,11 @@ class Trainer:
                     saved[k] = v
                     if k in ("steps", "epochs"):  # one replaces the other
                         saved["epochs" if k == "steps" else "steps"] = None
-                elif v != saved.get(k):
-                    self.log(f"colorunet: --resume keeps the run's {k}={saved.get(k)!r}; ignoring {v!r}")
+                    continue
+                # a model option (widths, classes, head) is the run's model config's, the others its training config's
+                kept = state["model_config"].get(k) if k in state["model_config"] else saved.get(k)
+                if _comparable(v) != _comparable(kept):
+                    self.log(f"colorunet: --resume keeps the run's {k}={_comparable(kept)!r}; ignoring {_comparable(v)!r}")
             self.cfg = TrainConfig(**saved)
             self.log(f"colorunet: resuming from {ckpt_path} (step {state['step']})")
         cfg = self.cfg
@@ -559,6 +573,25 @@ class _CsvLog:
 
     def close(self) -> None:
         self.f.close()
+
+
+def _comparable(value: Any) -> Any:
+    """Option values as a run folder stores them (JSON turns tuples into lists)."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _check_run_folder(out: Path) -> None:
+    """``out`` must be a folder colorunet can write to (made if missing), checked before any work."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; --out names the run's folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write the run's folder ({e.strerror or e})") from None
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:

@@ -36,6 +36,7 @@ from .atomic import atomic_path
 from .errors import ColorunetError
 from .images import find_images, open_image, save_image
 from .pipeline import DEFAULT_WORKING_SIZE, ModelLike, get_model, predict, render
+from .values import check_number
 
 #: The paper's window (frames before the current one) and decay.
 DEFAULT_WINDOW = 20
@@ -59,6 +60,13 @@ GRADUAL_THRESHOLD = 0.4
 #: slowly the fade went. The least varied frame of those three films has 0.11.
 BLANK_STD = 0.02
 HIST_BINS = 64
+#: Largest window and decay accepted: the buffer holds window + 1 probability maps
+#: (up to 17 MB each at the default working size), and e^(-100) is 0 already.
+MAX_WINDOW = 100
+MAX_DECAY = 100.0
+#: Encoder for each container when --codec is not given: WebM holds VP8/VP9/AV1 only.
+DEFAULT_CODECS = {"webm": "libvpx-vp9"}
+DEFAULT_CODEC = "libx264"
 
 
 class VideoError(ColorunetError):
@@ -77,8 +85,9 @@ class TemporalSmoother:
     RESUM_EVERY = 256
 
     def __init__(self, window: int = DEFAULT_WINDOW, decay: float = DEFAULT_DECAY):
-        if window < 0 or decay < 0:
-            raise ValueError(f"window and decay must be ≥ 0, got {window} and {decay}")
+        # NaN or infinite decay made every frame black; a huge window, a huge buffer
+        window = check_number(window, "window", 0, MAX_WINDOW, integer=True)
+        decay = check_number(decay, "decay", 0, MAX_DECAY)
         self.window, self.decay = window, decay
         self.buffer: deque[torch.Tensor] = deque(maxlen=window + 1)
         self.sum: torch.Tensor | None = None
@@ -215,26 +224,43 @@ def _av():
     return av
 
 
+def check_codec(codec: str | None, dst: Path) -> str:
+    """The encoder to write ``dst`` with: ``codec``, or the container's default; refused if FFmpeg has no such encoder."""
+    av = _av()
+    fmt = _container_format(dst)
+    if fmt is None:
+        raise VideoError(f"{dst}: unknown video format; use .mp4, .mkv, .mov, .webm or .avi")
+    codec = codec or DEFAULT_CODECS.get(fmt, DEFAULT_CODEC)
+    try:
+        found = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError):
+        found = None
+    if found is None or found.type != "video":
+        raise VideoError(f"--codec {codec!r}: not a video encoder FFmpeg has here (try libx264, libx265, libvpx-vp9 or mpeg4)")
+    return codec
+
+
 def colorize_video(
     src: Path,
     dst: Path,
     colorizer: FrameColorizer,
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int = 18,
     progress: bool = True,
 ) -> VideoReport:
     """Colorize a video file into ``dst``, keeping frame rate, size, timing and audio.
 
-    The output is written to a temporary file beside ``dst`` and renamed at the
-    end: an interrupted run (Ctrl-C) leaves nothing under the final name.
+    ``codec`` None takes the container's usual one (H.264; VP9 for .webm). The
+    output is written to a temporary file beside ``dst`` and renamed at the end:
+    an interrupted run (Ctrl-C), or a film with no decodable frame, leaves
+    whatever was under the final name as it was.
     """
     import time
 
     from tqdm import tqdm
 
     av = _av()
-    if _container_format(dst) is None:
-        raise VideoError(f"{dst}: unknown video format; use .mp4, .mkv, .mov, .webm or .avi")
+    codec = check_codec(codec, dst)
     try:
         container = av.open(str(src))
     except (av.error.FFmpegError, OSError) as e:
@@ -252,36 +278,45 @@ def colorize_video(
         with atomic_path(dst) as tmp:
             fmt = _container_format(dst)
             with av.open(str(tmp), "w", format=fmt) as out:
-                vout = out.add_stream(codec, rate=rate)
+                try:
+                    vout = out.add_stream(codec, rate=rate)
+                except (av.error.FFmpegError, ValueError) as e:
+                    raise VideoError(f"{dst}: cannot write {codec} video into a {fmt} file ({e})") from None
                 vout.width, vout.height = width, height
                 # 4:2:0 needs even sizes; odd-sized films keep full chroma rather than lose a pixel
                 vout.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
                 vout.time_base = vin.time_base
                 if codec in ("libx264", "libx265"):
                     vout.options = {"crf": str(crf), "preset": "medium"}
+                elif codec == "libvpx-vp9":
+                    vout.options = {"crf": str(crf), "b": "0"}  # constant quality
                 aout = out.add_stream_from_template(ain) if ain is not None else None
                 streams = [vin] + ([ain] if ain is not None else [])
                 total = vin.frames or None
                 bar = tqdm(total=total, desc="colorizing", unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-                for packet in container.demux(*streams):
-                    if packet.stream is ain:
-                        if packet.dts is None:
+                try:
+                    for packet in container.demux(*streams):
+                        if packet.stream is ain:
+                            if packet.dts is None:
+                                continue
+                            packet.stream = aout
+                            out.mux(packet)
                             continue
-                        packet.stream = aout
-                        out.mux(packet)
-                        continue
-                    for frame in packet.decode():
-                        colored = colorizer(frame.to_image())
-                        new = av.VideoFrame.from_image(colored.convert("RGB"))
-                        new.pts, new.time_base = frame.pts, frame.time_base
-                        out.mux(vout.encode(new))
-                        report.frames += 1
-                        bar.update(1)
+                        for frame in packet.decode():
+                            colored = colorizer(frame.to_image())
+                            new = av.VideoFrame.from_image(colored.convert("RGB"))
+                            new.pts, new.time_base = frame.pts, frame.time_base
+                            out.mux(vout.encode(new))
+                            report.frames += 1
+                            bar.update(1)
+                except av.error.FFmpegError as e:
+                    # a damaged film (an mp4 whose index points at missing data, say): the output is not replaced
+                    raise VideoError(f"{src}: {'no frames could be decoded' if report.frames == 0 else f'stopped after {report.frames} frames'} ({e})") from None
+                if report.frames == 0:
+                    # inside atomic_path: the temporary file goes, an existing dst stays
+                    raise VideoError(f"{src}: no frames could be decoded")
                 out.mux(vout.encode(None))  # flush the encoder
                 bar.close()
-    if report.frames == 0:
-        dst.unlink(missing_ok=True)
-        raise VideoError(f"{src}: no frames could be decoded")
     report.cuts, report.seconds = colorizer.cuts, time.perf_counter() - t0
     return report
 
@@ -310,7 +345,13 @@ def colorize_frames(src: Path, dst: Path, colorizer: FrameColorizer, progress: b
 
     t0 = time.perf_counter()
     report = VideoReport()
-    for path in tqdm(frame_files(src), desc="colorizing", unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True):
+    frames = frame_files(src)
+    outputs: dict[str, Path] = {}
+    for path in frames:  # f1.jpg and f1.png would both become f1.png: refuse before writing anything
+        other = outputs.setdefault(path.stem + ".png", path)
+        if other != path:
+            raise VideoError(f"{path}: its output {dst / (path.stem + '.png')} would also be that of {other.name}; rename one of them")
+    for path in tqdm(frames, desc="colorizing", unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True):
         save_image(colorizer(open_image(path)), dst / (path.stem + ".png"))
         report.frames += 1
     report.cuts, report.seconds = colorizer.cuts, time.perf_counter() - t0

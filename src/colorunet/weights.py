@@ -24,6 +24,7 @@ from .hardware import inference_dtype
 from .errors import ColorunetError
 from .model import ColorUNetConfig, build_network, count_parameters, fused_for_inference
 from .quantize import Quantizer
+from .values import ValueRangeError, check_temperature
 
 FORMAT_NAME = "colorunet"
 FORMAT_VERSION = "1"
@@ -128,6 +129,34 @@ def resolve_model_path(spec: str | os.PathLike) -> tuple[Path, str | None]:
     return path, None
 
 
+def check_tensors(path: Path, config: ColorUNetConfig, state: dict[str, torch.Tensor], quantizer: dict[str, torch.Tensor]) -> None:
+    """A model file's tensors against what its metadata describes, before anything is allocated.
+
+    The network the config describes is built on PyTorch's "meta" device (shapes,
+    no memory), and every parameter's shape is compared with the file's tensor:
+    the metadata of a 1 kB file could otherwise ask for widths of 4096 and
+    gigabytes of weights before loading fails. Every floating-point tensor must
+    be finite: NaN weights or quantiser centres would colour every photo black.
+    """
+    with torch.device("meta"):
+        try:
+            expected = {k: tuple(v.shape) for k, v in build_network(config).state_dict().items()}
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ModelError(f"{path}: damaged colorunet model ({str(e).splitlines()[0]})") from None
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        which = f"no tensor net.{missing[0]}" if missing else f"unexpected tensor net.{unexpected[0]}"
+        raise ModelError(f"{path}: its tensors do not match the network its metadata describes ({which})")
+    for k, shape in expected.items():
+        if tuple(state[k].shape) != shape:
+            raise ModelError(f"{path}: tensor net.{k} has shape {tuple(state[k].shape)}, but the metadata's network needs {shape}")
+    for prefix, tensors in (("net.", state), ("quantizer.", quantizer)):
+        for k, t in tensors.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ModelError(f"{path}: tensor {prefix}{k} holds NaN or infinite values (a damaged or tampered model)")
+
+
 def load_model(spec: str | os.PathLike = "default", device: str | torch.device = "cpu") -> ColorModel:
     """Load a model by name ("default"), file or run directory, in eval mode.
 
@@ -155,12 +184,16 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
         raise ModelError(f"{path}: model format version {meta.get('format_version')!r}; this colorunet reads {FORMAT_VERSION!r}")
     try:
         config = ColorUNetConfig(**json.loads(meta["model_config"]))
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise ModelError(f"{path}: damaged colorunet model ({str(e).splitlines()[0]})") from None
+    state = {k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")}
+    q = {k[len("quantizer.") :]: v for k, v in tensors.items() if k.startswith("quantizer.")}
+    check_tensors(path, config, state, q)  # before the network is built: its metadata could ask for gigabytes
+    try:
         net = build_network(config)
-        state = {k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")}
         net.load_state_dict(state)
-        q = {k[len("quantizer.") :]: v.numpy() for k, v in tensors.items() if k.startswith("quantizer.")}
-        quantizer = Quantizer.from_arrays(q) if q else None
-    except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+        quantizer = Quantizer.from_arrays({k: v.numpy() for k, v in q.items()}) if q else None
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ModelError(f"{path}: damaged colorunet model ({str(e).splitlines()[0]})") from None
     if config.head == "classification" and (quantizer is None or quantizer.num_classes != config.num_classes):
         raise ModelError(f"{path}: the model's quantizer does not match its {config.num_classes} output classes")
@@ -169,8 +202,13 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
         if k not in ("format", "format_version", "model_config"):
             try:
                 extra[k] = json.loads(v)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 extra[k] = v
+    if extra.get("temperature") is not None:
+        try:
+            check_temperature(extra["temperature"], "the temperature in its metadata")
+        except ValueRangeError as e:
+            raise ModelError(f"{path}: {e}") from None
     name = str(spec) if str(spec) in _MODELS else path.stem if path.name != MODEL_FILENAME else path.parent.name
     device = torch.device(device)
     return ColorModel(net.to(device).eval(), quantizer, name=name, metadata=extra, dtype=inference_dtype(device))

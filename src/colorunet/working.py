@@ -15,10 +15,15 @@ import numpy as np
 from PIL import Image
 
 from .color import from_lightness_chroma, lightness_of
-from .images import float_rgb, open_image, stored_pixels, to_uint8
+from .images import ImageError, float_rgb, open_image, stored_pixels, to_uint8
 
 #: Short side (pixels) at which the network runs; larger photos are scaled down for it.
 DEFAULT_WORKING_SIZE = 256
+#: The working image has at most this many times working_size² pixels. The short
+#: side alone does not bound the work: a 4000×250 strip is never scaled down by it,
+#: and refining its million pixels took 3 GB and 18 s. Photos up to 2:1 (3:2, 16:9)
+#: are not affected; longer strips run at a lower resolution.
+MAX_WORKING_AREA = 2
 
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
 
@@ -44,19 +49,53 @@ def as_image(image: ImageLike) -> Image.Image:
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, np.ndarray):
-        a = image
-        if a.dtype != np.uint8:
-            a = to_uint8(a)
-        return Image.fromarray(a)
+        return array_image(image)
     return open_image(image)
 
 
+def array_image(a: np.ndarray) -> Image.Image:
+    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array as an image, its range read from its type.
+
+    uint8 is 0–255, uint16 0–65535, bool black and white, floats [0, 1]; other
+    integer types must hold 0–255. Anything else (NaN, floats outside [0, 1], an
+    odd shape) is refused with ``ImageError`` rather than clipped into a white or
+    black picture.
+    """
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or 0 in a.shape:
+        raise ImageError(f"array of shape {a.shape}: expected (H, W), (H, W, 3) or (H, W, 4)")
+    if a.dtype == np.uint8:
+        return Image.fromarray(a)
+    if a.dtype == np.bool_:
+        return Image.fromarray(a.astype(np.uint8) * 255)
+    if np.issubdtype(a.dtype, np.floating) or a.dtype == np.uint16:
+        peak = 65535.0 if a.dtype == np.uint16 else 1.0
+        f = np.asarray(a, dtype=np.float64) / peak
+        if not np.isfinite(f).all():
+            raise ImageError(f"{a.dtype} array: holds NaN or infinite values")
+        if f.min() < 0 or f.max() > 1:
+            raise ImageError(f"{a.dtype} array: values from {float(a.min()):g} to {float(a.max()):g}; a float image must be in [0, 1]")
+        if a.ndim == 2:
+            return Image.fromarray(f.astype(np.float32), mode="F")  # keeps the precision (stored_pixels)
+        return Image.fromarray(to_uint8(f))
+    if np.issubdtype(a.dtype, np.integer) and a.min() >= 0 and a.max() <= 255:
+        return Image.fromarray(a.astype(np.uint8))
+    raise ImageError(f"{a.dtype} array: expected uint8 (0–255), uint16 (0–65535) or floats in [0, 1]")
+
+
 def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
-    """Size the network sees: short side ``working_size`` (never upscaled)."""
+    """Size the network sees: short side ``working_size`` (never upscaled), and at most
+    ``MAX_WORKING_AREA`` × working_size² pixels, which bounds every step after it
+    (network, decoding, refinement, video smoothing) whatever the photo's shape."""
     if working_size < 8:
         raise ValueError(f"working size must be at least 8 pixels, got {working_size}")
-    scale = min(1.0, working_size / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    area_scale = (MAX_WORKING_AREA * working_size**2 / (height * width)) ** 0.5
+    scale = min(1.0, working_size / min(height, width), area_scale)
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    if h * w > MAX_WORKING_AREA * working_size**2:  # rounding up went over the bound
+        h, w = max(1, int(height * scale)), max(1, int(width * scale))
+    return h, w
 
 
 def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.ndarray:

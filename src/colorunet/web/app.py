@@ -11,17 +11,24 @@ Endpoints (the OpenAPI schema is at /openapi.json, interactive docs at /docs):
   class probabilities again (no network run), for the page's sliders.
 - ``GET /api/health``, ``GET /api/model``.
 
-Errors are JSON, ``{"error": "..."}``: 400 not an image, 404 unknown id, 413 too
-large (bytes or pixels), 415 unsupported type, 422 bad field, 503 busy (with
+Errors are JSON, ``{"error": "..."}``: 400 not an image (or a Host this server
+is not), 403 a cross-site request, 404 unknown id or path, 405 wrong method, 413
+too large (bytes or pixels), 415 unsupported type, 422 bad field, 503 busy (with
 Retry-After). Uploads are read into memory under a byte limit enforced while the
-body streams in; nothing is written to disk by the app.
+body streams in; nothing is written to disk by the app (not even a spooled
+temporary file for a large upload).
+
+Requests must name this server in their Host header (localhost, 127.0.0.1 or
+[::1], or the address given to ``--host``), and a request that changes something
+(POST) from a browser must come from a page of this server (its Origin): a web
+page elsewhere cannot reach the server through DNS rebinding or a cross-site
+form. Every answer says ``X-Content-Type-Options: nosniff``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import json
 import threading
 import uuid
 from collections import OrderedDict
@@ -35,14 +42,19 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
 
 from ..decode import MODES
 from ..images import PNG_COMPRESS_LEVEL, ImageError, ImageTooLarge, open_image
 from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, check_refine_options, confidence_image, get_model, predict, render
-from ..refine import HintError, Hints, parse_hints
+from ..refine import HintError, Hints, parse_hints_json
+from ..values import MAX_TEMPERATURE, MIN_TEMPERATURE, ValueRangeError, check_temperature
 
 STATIC = Path(__file__).parent / "static"
 RETRY_AFTER_S = 5
+#: The names of this computer that a server on a loopback address answers to.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -66,6 +78,9 @@ class ServerSettings:
     queue_timeout_s: float = 10.0
     cache_entries: int = 8
     working_size: int = DEFAULT_WORKING_SIZE
+    #: Host names (without port) requests may address; None accepts any (a server
+    #: opened to the network with --host 0.0.0.0, whose names it cannot know).
+    allowed_hosts: tuple[str, ...] | None = LOOPBACK_NAMES
 
 
 class BodyLimit:
@@ -94,32 +109,84 @@ class BodyLimit:
         return await self.app(scope, limited_receive, send)
 
 
+def _host_name(value: str) -> str:
+    """The host of a Host header or an Origin's authority, without port or IPv6 brackets, lower case."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class RequestGuard:
+    """ASGI middleware: the Host (and, for a POST, the Origin) must name this server; every answer gets nosniff.
+
+    DNS rebinding points a name the attacker controls at 127.0.0.1: the browser
+    then sends ``Host: evil.example``, which is refused. A cross-site form or
+    fetch carries its page's ``Origin``, which must be one of the allowed hosts.
+    """
+
+    def __init__(self, app, allowed_hosts: tuple[str, ...] | None):
+        self.app = app
+        self.allowed = None if allowed_hosts is None else {_host_name(h) for h in allowed_hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers", []))
+        problem = None
+        if self.allowed is not None:
+            host = headers.get(b"host", b"").decode("latin-1")
+            if _host_name(host) not in self.allowed:
+                problem = (400, f"Host {host!r} is not this server; use http://localhost:PORT/")
+            elif scope["method"] not in ("GET", "HEAD", "OPTIONS") and b"origin" in headers:
+                origin = headers[b"origin"].decode("latin-1")
+                authority = origin.split("://", 1)[1] if "://" in origin else ""
+                if _host_name(authority) not in self.allowed:
+                    problem = (403, f"cross-site request from {origin!r} refused: use this server's own page")
+
+        async def send_nosniff(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        if problem is not None:
+            return await _error(*problem)(scope, receive, send_nosniff)
+        return await self.app(scope, receive, send_nosniff)
+
+
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class PredictionCache:
-    """The last few predictions, by id, for re-decoding (thread-safe LRU)."""
+    """The last few predictions, by id, for re-decoding (thread-safe LRU).
+
+    An id is 128 random bits, and answers only the client address that made it.
+    (On a loopback server every local program shares 127.0.0.1: there, the id's
+    randomness is the only protection.)
+    """
 
     def __init__(self, entries: int):
         self.entries = entries
-        self._items: OrderedDict[str, Prediction] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Prediction, str]] = OrderedDict()  # id -> (prediction, client address)
         self._lock = threading.Lock()
 
-    def put(self, pred: Prediction) -> str:
+    def put(self, pred: Prediction, owner: str = "") -> str:
         key = uuid.uuid4().hex
         with self._lock:
-            self._items[key] = pred
+            self._items[key] = (pred, owner)
             while len(self._items) > self.entries:
                 self._items.popitem(last=False)
         return key
 
-    def get(self, key: str) -> Prediction | None:
+    def get(self, key: str, owner: str = "") -> Prediction | None:
+        """The prediction stored under ``key`` by the same ``owner`` (client address), else None."""
         with self._lock:
-            pred = self._items.get(key)
-            if pred is not None:
-                self._items.move_to_end(key)
-            return pred
+            item = self._items.get(key)
+            if item is None or item[1] != owner:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
 
 
 def _response_format(fmt: str | None, accept: str) -> str:
@@ -145,9 +212,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     slots = asyncio.Semaphore(settings.max_concurrent)
     app = FastAPI(title="colorunet", version=_version(), description="Automatic colorization of photographs (ColorUNet).")
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts)  # outermost: checked first
+    # Starlette spools a file part over 1 MB to a temporary file on disk; uploads are
+    # bounded by max_upload_bytes, so keep them in memory (the app writes no files).
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes + 1)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own HTTPException too, and the router's 404 and 405
+    async def http_error(request: Request, exc: StarletteHTTPException):
         return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -185,10 +256,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if not text:
             return None
         try:
-            return parse_hints(json.loads(text), "hints")
-        except json.JSONDecodeError as e:
-            raise HTTPException(422, f"hints: not valid JSON ({e})") from None
+            return parse_hints_json(text, "hints")
         except HintError as e:
+            raise HTTPException(422, str(e)) from None
+
+    def check_temperature_field(value: float | None) -> float | None:
+        try:
+            return None if value is None else check_temperature(value)
+        except ValueRangeError as e:
             raise HTTPException(422, str(e)) from None
 
     def answer(pred: Prediction, key: str, temperature: float | None, mode: str, confidence: bool, fmt: str,
@@ -239,7 +314,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def colorize_endpoint(
         request: Request,
         image: UploadFile = File(..., description="the photo"),
-        temperature: float | None = Form(None, gt=0, le=100, description="annealed-mean temperature; default: the model's"),
+        temperature: float | None = Form(None, description=f"annealed-mean temperature, {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}; default: the model's"),
         mode: Literal["annealed", "mean", "mode"] = Form("annealed"),
         confidence: bool = Form(False, description="return the confidence map (white = sure) instead of the colorization"),
         refine: bool = Form(False, description="propagate the colours of the network's most confident pixels (removes stains)"),
@@ -247,6 +322,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         format: Literal["png", "jpeg"] | None = Form(None, description="png or jpeg; default from Accept, else png"),
     ) -> Response:
         hint_set = parse_hint_field(hints)
+        temperature = check_temperature_field(temperature)
+        owner = request.client.host if request.client else ""
         data = await image.read()
         name = Path(image.filename or "upload").name  # for messages only; never touches the filesystem
         check_upload_type(name, image.content_type)
@@ -256,7 +333,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             # decoding runs here, in a worker thread: a large photo must not stall the event loop
             img = decode_upload(data, name)
             pred = predict(img, model, settings.working_size)
-            return answer(pred, cache.put(pred), temperature, mode, confidence, fmt, refine, hint_set)
+            return answer(pred, cache.put(pred, owner), temperature, mode, confidence, fmt, refine, hint_set)
 
         return await run_limited(work)
 
@@ -264,7 +341,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def recolor_endpoint(
         request: Request,
         id: str = Form(..., max_length=64, description="X-Colorunet-Id of an earlier colorization"),
-        temperature: float | None = Form(None, gt=0, le=100),
+        temperature: float | None = Form(None, description=f"{MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}"),
         mode: Literal["annealed", "mean", "mode"] = Form("annealed"),
         confidence: bool = Form(False),
         refine: bool = Form(False),
@@ -272,7 +349,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         format: Literal["png", "jpeg"] | None = Form(None),
     ) -> Response:
         hint_set = parse_hint_field(hints)
-        pred = cache.get(id)
+        temperature = check_temperature_field(temperature)
+        pred = cache.get(id, request.client.host if request.client else "")
         if pred is None:
             raise HTTPException(404, "unknown or expired id: upload the photo again")
         fmt = _response_format(format, request.headers.get("accept", ""))
