@@ -198,7 +198,8 @@ class SemanticEncoder(nn.Module):
     def __init__(self):
         super().__init__()
         net = EfficientNetLite0()
-        net.load_state_dict(encoder_state_dict())
+        if not net._conv_stem.weight.is_meta:  # on the meta device (a model file's shape check) there is nothing to load
+            net.load_state_dict(encoder_state_dict())
         # Frozen: batch norms folded into the convs (they keep ImageNet's statistics
         # whatever mode the U-Net around them is in), weights made buffers.
         with torch.no_grad():
