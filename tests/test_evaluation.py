@@ -106,3 +106,14 @@ def test_mean_colour_baseline_is_one_constant_chroma(tmp_path):
     out = np.asarray(Image.open(tmp_path / "rep" / "images" / "0000_output.jpg"), dtype=float) / 255
     uv = rgb_to_yuv(out)[8:-8, 8:-8, 1:]  # JPEG thumbnail: allow its rounding
     assert uv.std(axis=(0, 1)).max() < 0.02
+
+
+def test_palette_originals_are_scaled_as_rgb_photos(tmp_path):
+    rng = np.random.default_rng(4)
+    rgb = learnable_photo(rng, 400, 600)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(rgb).quantize(256, dither=Image.Dither.NONE).save(tmp_path / "palette.png")
+    rows = {r["photo"]: r for r in evaluate(evaluation_photos(tmp_path), "gray", progress=False).per_image}
+    # Lanczos on the palette photo's colours, not nearest-neighbour on its palette indices
+    assert rows["palette.png"]["width"] == rows["rgb.png"]["width"] == 384
+    assert abs(rows["palette.png"]["psnr"] - rows["rgb.png"]["psnr"]) < 0.5

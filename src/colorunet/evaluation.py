@@ -135,11 +135,12 @@ def evaluate(
         except ImageError as e:
             skipped.append(str(e))
             continue
-        true_rgb, _ = to_float_rgb(scale_to_eval_size(img, eval_size))
+        true_rgb, _ = to_float_rgb(img)
         if is_grayscale(true_rgb):
             skipped.append(f"{path}: greyscale original, nothing to compare")
             continue
-        true_rgb = to_uint8(true_rgb).astype(np.float64) / 255
+        # scaled as 8-bit RGB, whatever the file's mode (palette, 16-bit, float)
+        true_rgb = np.asarray(scale_to_eval_size(Image.fromarray(to_uint8(true_rgb)), eval_size), dtype=np.float64) / 255
         given: np.ndarray = to_uint8(true_rgb)
         if input_noise > 0:
             luma = rgb_to_luma(true_rgb) + np.random.default_rng((0xE7A1, index)).normal(0, input_noise, true_rgb.shape[:2])
