@@ -44,13 +44,13 @@ def main() -> None:
         for spec in ("default", args.model):
             m = get_model(spec)
             colorize_full(photo, m)  # warm-up: the first call prepares the CPU inference forward
-            big[spec] = best_of(lambda: colorize_full(photo, m))
+            big[spec] = best_of(lambda m=m: colorize_full(photo, m))
             print(f"{spec}: 12-megapixel colorize, best of 3: {big[spec]:.3f} s", flush=True)
         print(f"ratio: {big[args.model] / big['default']:.2f}x")
         for spec in ("default", args.model):
             out = Path(tmp) / "cold.png"
             cmd = [sys.executable, "-m", "colorunet", "colorize", str(default_sample()), "-o", str(out), "--overwrite", "--model", spec, "-q"]
-            cold = best_of(lambda: subprocess.run(cmd, check=True))
+            cold = best_of(lambda cmd=cmd: subprocess.run(cmd, check=True))
             print(f"{spec}: cold colorize of the sample, best of 3: {cold:.2f} s", flush=True)
 
 
