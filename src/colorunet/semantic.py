@@ -198,12 +198,15 @@ class SemanticEncoder(nn.Module):
     def __init__(self):
         super().__init__()
         net = EfficientNetLite0()
-        if not net._conv_stem.weight.is_meta:  # on the meta device (a model file's shape check) there is nothing to load
+        # On the meta device (a model file's shape check) there is nothing to load or fold:
+        # the encoder is not in the file, and folding there would only import PyTorch's
+        # meta-tensor machinery (1.7 s of a cold start).
+        if not net._conv_stem.weight.is_meta:
             net.load_state_dict(encoder_state_dict())
-        # Frozen: batch norms folded into the convs (they keep ImageNet's statistics
-        # whatever mode the U-Net around them is in), weights made buffers.
-        with torch.no_grad():
-            _fold_batch_norms(net)
+            # Frozen: batch norms folded into the convs (they keep ImageNet's statistics
+            # whatever mode the U-Net around them is in), weights made buffers.
+            with torch.no_grad():
+                _fold_batch_norms(net)
         del net._fc  # only the features are used
         _freeze(net)
         self.net = net.eval()
