@@ -55,9 +55,10 @@ DEFAULT_CUT_THRESHOLD = 0.17
 #: different tones drifts 0.5 and more.
 GRADUAL_LAG = 20
 GRADUAL_THRESHOLD = 0.4
-#: A frame whose luma standard deviation is below this is blank (a fade's black or
-#: white frame): it carries no colour, and what follows it is a new shot, however
-#: slowly the fade went. The least varied frame of those three films has 0.11.
+#: A frame whose luma standard deviation (from its HIST_BINS-bin histogram) is below
+#: this is blank (a fade's black or white frame): it carries no colour, and what
+#: follows it is a new shot, however slowly the fade went. The least varied frame of
+#: those three films has 0.11.
 BLANK_STD = 0.02
 HIST_BINS = 64
 #: Largest window and decay accepted: the buffer holds window + 1 probability maps
@@ -198,17 +199,17 @@ class FrameColorizer:
             smooth = False  # a regression model has no probabilities to smooth
         self.temperature, self.mode, self.working_size = temperature, mode, working_size
         self.smoother = TemporalSmoother(window, decay) if smooth else None
-        self.shots = ShotDetector(cut_threshold)
+        self.shot_detector = ShotDetector(cut_threshold)
 
     @property
     def cuts(self) -> int:
         """Shot changes found so far (cuts and gradual transitions)."""
-        return self.shots.shots
+        return self.shot_detector.shots
 
     def __call__(self, frame: Image.Image) -> Image.Image:
         pred = predict(frame, self.model, self.working_size)
         if self.smoother is not None:
-            if self.shots.new_shot(luma_histogram(pred.luma)):
+            if self.shot_detector.new_shot(luma_histogram(pred.luma)):
                 self.smoother.reset()
             smoothed = self.smoother.push(torch.softmax(pred.scores, dim=1))
             # log p̂ decodes like logits (the decode re-normalises p^(1/T) anyway)
