@@ -18,7 +18,7 @@ import numpy as np
 from colorunet.color import rgb_to_lab
 from colorunet.data import is_grayscale, load_photo
 from colorunet.images import ImageError, find_images
-from colorunet.metrics import AB_CELLS, ab_bins, ab_prior
+from colorunet.metrics import AB_CELLS, PRIOR_FLOOR, ab_bins, ab_prior
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     prior = ab_prior(counts)
     np.save(args.out, prior)
     print(f"{used} photos, {int(counts.sum())} pixels, {int((counts > 0).sum())} cells seen; "
-          f"prior max {prior.max():.4f}, cells above the floor: {int((prior >= 1e-4).sum())}")
+          f"prior max {prior.max():.4f}, cells above the floor: {int((prior >= PRIOR_FLOOR).sum())}")
 
 
 if __name__ == "__main__":

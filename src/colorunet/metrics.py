@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .color import rgb_to_lab
-from .quantize import LAB_GRID_SIZE, cell_index, smooth_grid
+from .quantize import LAB_GRID_SIZE, cell_index, cell_size, smooth_grid
 
 #: Thresholds of the accuracy curve, in Lab ab units (Zhang et al.: 0 to 150).
 AUC_THRESHOLDS = np.arange(0, 151)
@@ -55,7 +55,8 @@ def ab_bins(ab: np.ndarray) -> np.ndarray:
 
 def ab_prior(histogram: np.ndarray) -> np.ndarray:
     """(AB_CELLS,) smoothed, normalised prior from raw per-cell pixel counts (Zhang et al. §2.2)."""
-    return smooth_grid(np.asarray(histogram, np.float64), LAB_GRID_SIZE, PRIOR_SIGMA_AB / 10.0)
+    sigma_cells = PRIOR_SIGMA_AB / cell_size(LAB_GRID_SIZE, "lab")[0]  # 5 ab units = half a cell of 10
+    return smooth_grid(np.asarray(histogram, np.float64), LAB_GRID_SIZE, sigma_cells)
 
 
 @lru_cache(maxsize=1)
