@@ -163,7 +163,9 @@ class ColorUNetConfig:
         if self.arch == "eccv16":
             return 8  # three stride-2 blocks
         if self.encoder != "none":
-            return max(2 ** (len(self.widths) - 1), 32)  # the encoder halves five times
+            from .semantic import SIZE_MULTIPLE  # the encoder halves five times
+
+            return max(2 ** (len(self.widths) - 1), SIZE_MULTIPLE)
         return 2 ** (len(self.widths) - 1)
 
     def to_dict(self) -> dict:
