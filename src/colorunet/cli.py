@@ -47,6 +47,8 @@ _temperature = _number(0.01, 100)
 #: the network's input must survive its poolings: below 8 pixels a photo has nothing left to colour from
 _working_size = _number(8, integer=True)
 _non_negative_float = _number(0)
+#: reference.MAX_STRENGTH
+_reference_strength = _number(0, 4)
 
 
 def _eval_size(text: str) -> int:
@@ -73,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--confidence", action="store_true", help="also write NAME_confidence.png (top-class probability) and NAME_confidence_ratio.png (1 - p2/p1)")
     c.add_argument("--refine", action="store_true", help="propagate the colours of the network's most confident pixels along luminance edges (removes stains and bleeding)")
     c.add_argument("--hints", type=Path, metavar="HINTS.json", help='colours to force: {"points": [{"x": 120, "y": 45, "color": "#c0392b"}], "strokes": [{"points": [[10, 10], [40, 12]], "color": "#2e86c1", "width": 5}]} in pixels of the photo')
+    c.add_argument("--reference", type=Path, metavar="PHOTO", help="a colour photo whose palette to follow: each pixel's colour classes are "
+                                                                 "re-weighted toward the ones this photo uses (no training needed)")
+    c.add_argument("--reference-strength", type=_reference_strength, default=None, metavar="G",
+                   help="how hard to follow --reference, 0 (not at all) to 4; 1 takes the full ratio of its colours to the training photos' (default: 1)")
     c.add_argument("--format", choices=("png", "jpg", "webp", "tiff", "bmp"), help="output format (default: from the output file's extension, else the input's)")
     c.add_argument("--overwrite", action="store_true", help="replace existing output files (default: keep them and skip)")
     c.add_argument("--backend", choices=("torch", "onnx"), help="torch (default), or onnx: ONNX Runtime without PyTorch, on the shipped "
@@ -141,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--refine", action="store_true", help="score the confidence-seeded propagation (colorize --refine)")
     e.add_argument("--hint-points", type=_count, default=0, metavar="K", help="simulated user: K hints at random pixels, coloured as the original (Zhang et al. 2017's protocol)")
     e.add_argument("--input-noise", type=_number(0, 1), default=0.0, help="std of Gaussian noise added to the luminance the model sees (robustness to grain); scores stay against the clean original")
+    e.add_argument("--reference", metavar="PHOTO", help="score colorize --reference PHOTO; 'self' gives each photo its own original as "
+                                                        "the reference (the oracle: the most a palette can give)")
+    e.add_argument("--reference-strength", type=_reference_strength, default=1.0, metavar="G", help="γ of --reference, 0 to 4 (default: 1)")
     e.add_argument("--report", type=Path, help="folder for the report (default: print the metrics only)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_evaluate)
@@ -245,6 +254,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     backend = args.backend or ("onnx" if str(args.model).lower().endswith(".onnx") else "torch")
     if backend == "onnx" and (args.refine or args.hints):
         raise ValueError("--refine and --hints need the PyTorch backend (--backend torch)")
+    if args.reference_strength is not None and args.reference is None:
+        raise ValueError("--reference-strength needs --reference PHOTO")
+    strength = 1.0 if args.reference_strength is None else args.reference_strength
     temperature = args.temperature
     working_size = args.working_size or DEFAULT_WORKING_SIZE
     hints = None
@@ -260,19 +272,24 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if backend == "onnx":  # ONNX Runtime, and no import of torch at all
         from .onnx_backend import colorize_full as onnx_colorize, load_onnx_model
 
+        from .onnx_backend import reference_bias_for as onnx_reference_bias
+
         onnx_model = load_onnx_model(args.model)
+        bias = None if args.reference is None else onnx_reference_bias(onnx_model, args.reference, strength)  # once, before any photo
 
         def colorize_one(image):
-            return onnx_colorize(image, onnx_model, temperature, args.mode, working_size, confidence=args.confidence)
+            return onnx_colorize(image, onnx_model, temperature, args.mode, working_size, confidence=args.confidence, bias=bias)
     else:
-        from .pipeline import check_refine_options, colorize_full, get_model
+        from .pipeline import check_refine_options, colorize_full, get_model, reference_bias_for
 
         model = get_model(args.model)
         if args.refine or hints:
             check_refine_options(model, args.refine)  # once, before any photo
+        bias = None if args.reference is None else reference_bias_for(model, args.reference, strength)
 
         def colorize_one(image):
-            return colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints)
+            return colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints,
+                                 bias=bias)
     report = run_jobs(
         jobs,
         colorize_one,
@@ -340,6 +357,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         refine=args.refine,
         hint_points=args.hint_points,
         eval_size=DEFAULT_EVAL_SIZE if args.eval_size is None else args.eval_size,
+        reference=args.reference,
+        reference_strength=args.reference_strength,
     )
     print(json.dumps(ev.metrics, indent=2))
     if args.report:

@@ -34,7 +34,7 @@ from .color import luma_chroma_to_rgb, rgb_to_lab, rgb_to_luma
 from .data import is_grayscale, split_paths
 from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
 from .metrics import AUC_THRESHOLDS, AccuracyCurve, auc_of_errors, colorfulness, false_colour, psnr, ssim, stain_fraction
-from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
+from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model, reference_bias_for
 
 #: Model names that are baselines rather than networks: "gray" (no colour) and
 #: "mean-colour" (every pixel gets the mean chroma of the shipped model's training
@@ -103,6 +103,8 @@ def evaluate(
     refine: bool = False,
     hint_points: int = 0,
     eval_size: int = DEFAULT_EVAL_SIZE,
+    reference: str | Path | dict | None = None,
+    reference_strength: float = 1.0,
 ) -> Evaluation:
     """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked.
 
@@ -113,6 +115,9 @@ def evaluate(
     gives k hints at random pixels with the original's colours there (the protocol
     of Zhang et al. 2017, "Real-Time User-Guided Image Colorization", Fig. 5).
     ``eval_size`` is the short side photos are scored at (0: full resolution).
+    ``reference`` scores ``colorize --reference``: a photo used for every photo, "self"
+    (each photo's own original: the oracle, the most a palette can give), or a dict
+    from a photo's path to its reference's path.
     """
     from tqdm import tqdm
 
@@ -124,6 +129,12 @@ def evaluate(
         mean_uv = (q.prior[:, None] * q.centers).sum(0)
     if m is not None and temperature is None:
         temperature = m.temperature
+    fixed_bias = None
+    if reference is not None:
+        if m is None:
+            raise ValueError(f"--reference: the {baseline} baseline has no colour classes to re-weight")
+        if not isinstance(reference, dict) and str(reference) != "self":
+            fixed_bias = reference_bias_for(m, reference, reference_strength)  # once, and any error before the first photo
     curve = AccuracyCurve()
     rows: list[dict] = []
     skipped: list[str] = []
@@ -155,7 +166,12 @@ def evaluate(
                 pred = to_uint8(luma_chroma_to_rgb(grey, u, v)).astype(np.float64) / 255
         else:
             hints = _simulated_hints(true_rgb, hint_points, index) if hint_points > 0 else None
-            res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None, refine=refine, hints=hints)
+            bias = fixed_bias
+            if reference is not None and fixed_bias is None:
+                ref = to_uint8(true_rgb) if str(reference) == "self" else reference[path]
+                bias = reference_bias_for(m, ref, reference_strength)
+            res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None, refine=refine, hints=hints,
+                                bias=bias)
             pred = np.asarray(res.image.convert("RGB"), dtype=np.float64) / 255
             conf = res.confidence_top
         pred_ab, true_ab = rgb_to_lab(pred)[..., 1:], rgb_to_lab(true_rgb)[..., 1:]
@@ -203,6 +219,8 @@ def evaluate(
         "false_colour_photos": sum(not math.isnan(r["false_colour"]) for r in rows),
         "refine": refine,
         "hint_points": hint_points,
+        "reference": None if reference is None else "per photo" if isinstance(reference, dict) else str(reference),
+        "reference_strength": None if reference is None else reference_strength,
     }
     ev = Evaluation(metrics, rows, {"plain": curve.curve().tolist(), "rebalanced": curve.curve(rebalanced=True).tolist()})
     if report is not None:

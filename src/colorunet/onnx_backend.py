@@ -22,6 +22,7 @@ from PIL import Image
 
 from .decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps_np, decode_chroma_np, softmax_np
 from .errors import ColorunetError
+from .reference import DEFAULT_STRENGTH, reference_bias
 from .values import ValueRangeError, check_number, check_temperature
 from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike, pad_to_multiple, read_luma, recombine, working_luma
 
@@ -40,6 +41,7 @@ class OnnxModel:
     temperature: float
     centers: np.ndarray | None  # (n, 2) chroma of each class; None for a regression model
     color_space: str = "yuv"
+    prior: np.ndarray | None = None  # (n,) P̂ of each class, for --reference; None in files exported without it
 
     @property
     def name(self) -> str:
@@ -110,7 +112,16 @@ def _check_metadata(path: Path, session, meta: dict[str, str]) -> tuple:
     want = 2 if centers is None else len(centers)
     if isinstance(channels, int) and channels != want:
         raise bad(f"the network gives {channels} channels, its metadata needs {want}")
-    return head, int(multiple), float(temperature), centers, space
+    prior = None
+    if centers is not None and "colorunet.prior" in meta:
+        try:
+            prior = np.asarray(field("colorunet.prior"), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise bad("colorunet.prior is not a list of numbers") from None
+        if prior.shape != (len(centers),) or not np.isfinite(prior).all() or (prior < 0).any() or not prior.sum() > 0:
+            raise bad("colorunet.prior must give each class a finite share ≥ 0")
+        prior = prior / prior.sum()
+    return head, int(multiple), float(temperature), centers, space, prior
 
 
 def predict_scores(model: OnnxModel, small: np.ndarray) -> np.ndarray:
@@ -119,6 +130,17 @@ def predict_scores(model: OnnxModel, small: np.ndarray) -> np.ndarray:
     x = pad_to_multiple(small, model.size_multiple)[None, None]
     out = model.session.run(None, {"luma": x})[0]
     return out[..., :h, :w]
+
+
+def reference_bias_for(model: OnnxModel, reference, strength: float = DEFAULT_STRENGTH) -> np.ndarray:
+    """The logit bias that makes ``model`` colour like ``reference`` (``reference.py``)."""
+    if model.head != "classification":
+        raise ColorunetError("--reference needs a classification model: it re-weights the colour classes, "
+                             "and a regression model predicts one colour per pixel instead")
+    if model.prior is None:
+        raise ColorunetError(f"{model.path}: exported without the colour prior that --reference needs; export it again with "
+                             "'colorunet export'")
+    return reference_bias(reference, model.centers, model.prior, model.color_space, strength)
 
 
 def _upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -136,13 +158,24 @@ def colorize_full(
     mode: str = "annealed",
     working_size: int = DEFAULT_WORKING_SIZE,
     confidence: bool = False,
+    reference=None,
+    reference_strength: float = DEFAULT_STRENGTH,
+    bias: np.ndarray | None = None,
 ) -> Colorization:
     """``pipeline.colorize_full`` on ONNX Runtime (no refinement or hints: those need the PyTorch path)."""
     m = model if isinstance(model, OnnxModel) else load_onnx_model(str(model))
     temperature = m.temperature if temperature is None else temperature
     check_decode_options(mode, temperature)
+    if reference is not None:
+        if bias is not None:
+            raise ValueError("give a reference or its bias, not both")
+        bias = reference_bias_for(m, reference, reference_strength)
+    if bias is not None and (m.head != "classification" or np.shape(bias) != (len(m.centers),)):
+        raise ValueError(f"a class bias must have one value per colour class ({0 if m.centers is None else len(m.centers)})")
     y, alpha, notes = read_luma(image, m.color_space)
     scores = predict_scores(m, working_luma(y, working_size))
+    if bias is not None:
+        scores = scores + bias[None, :, None, None]
     uv_small = scores[0] if m.head == "regression" else decode_chroma_np(scores, m.centers, mode, temperature)[0]
     uv = _upsample(uv_small, y.shape)
     result = Colorization(recombine(y, uv[0], uv[1], alpha, m.color_space), notes=notes)

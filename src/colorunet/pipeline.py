@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .decode import check_decode_options, confidence_maps, decode_chroma
+from .reference import DEFAULT_STRENGTH, reference_bias
 from .refine import Hints
 from .weights import ColorModel, load_model
 from .working import DEFAULT_WORKING_SIZE, Colorization, confidence_image, ImageLike, pad_to_multiple, read_luma, recombine, working_luma, working_shape  # noqa: F401 (re-exported)
@@ -97,24 +98,34 @@ def render(
     confidence: bool = False,
     refine: bool = False,
     hints: Hints | None = None,
+    bias: np.ndarray | None = None,
 ) -> Colorization:
     """Steps 3–4: decode chroma, optionally propagate it (``refine``, ``hints``),
-    upsample it and recombine it with the full-resolution luma."""
+    upsample it and recombine it with the full-resolution luma.
+
+    ``bias`` (n,) is added to every pixel's class logits before decoding: a reference
+    photo's palette (``reference.reference_bias``)."""
     m = pred.model
     temperature = m.temperature if temperature is None else temperature
     check_decode_options(mode, temperature)
     H, W = pred.luma.shape
+    scores = pred.scores
+    if bias is not None:
+        check_reference_options(m)
+        if np.shape(bias) != (scores.shape[1],):
+            raise ValueError(f"a class bias must have one value per colour class ({scores.shape[1]}), got shape {np.shape(bias)}")
+        scores = scores + torch.from_numpy(np.asarray(bias, np.float32))[None, :, None, None]
     if m.config.head == "regression":
-        uv_small = pred.scores
+        uv_small = scores
     else:
-        uv_small = decode_chroma(pred.scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
+        uv_small = decode_chroma(scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
     if refine or hints:
         check_refine_options(m, refine)
-        uv_small = _propagate(pred, uv_small, refine, hints)
+        uv_small = _propagate(pred, scores, uv_small, refine, hints)
     uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
     result = Colorization(recombine(pred.luma, uv[0], uv[1], pred.alpha, m.config.color_space), notes=list(pred.notes))
     if confidence and m.config.head == "classification":
-        top, margin = confidence_maps(torch.softmax(pred.scores, dim=1))
+        top, margin = confidence_maps(torch.softmax(scores, dim=1))
         full = F.interpolate(torch.stack([top, margin], dim=1), size=(H, W), mode="bilinear", align_corners=False)[0]
         result.confidence_top, result.confidence_margin = full[0].numpy(), full[1].numpy()
     return result
@@ -129,15 +140,29 @@ def check_refine_options(model: ColorModel, refine: bool) -> None:
                          "and a regression model has none (hints work without it)")
 
 
-def _propagate(pred: Prediction, uv_small: torch.Tensor, refine: bool, hints: Hints | None) -> torch.Tensor:
+def check_reference_options(model: ColorModel) -> None:
+    """A reference re-weights the colour classes: a regression model has none."""
+    if model.config.head != "classification":
+        raise ValueError("--reference needs a classification model: it re-weights the colour classes, "
+                         "and a regression model predicts one colour per pixel instead")
+
+
+def reference_bias_for(model: ColorModel, reference, strength: float = DEFAULT_STRENGTH) -> np.ndarray:
+    """The logit bias that makes ``model`` colour like ``reference`` (a photo; ``reference.py``)."""
+    check_reference_options(model)
+    q = model.quantizer
+    return reference_bias(reference, q.centers, q.prior, q.space, strength)
+
+
+def _propagate(pred: Prediction, scores: torch.Tensor, uv_small: torch.Tensor, refine: bool, hints: Hints | None) -> torch.Tensor:
     """Confidence-seeded and/or hint-driven propagation of the chroma (``refine.py``)."""
     from .refine import confident_seeds, rasterize_hints, refine_chroma
 
     small = pred.small_luma
     seeds = None
     if refine:
-        top = torch.softmax(pred.scores, dim=1).max(dim=1)
-        seeds = confident_seeds(top.values[0].numpy(), top.indices[0].numpy(), pred.scores.shape[1])  # (h, w)
+        top = torch.softmax(scores, dim=1).max(dim=1)
+        seeds = confident_seeds(top.values[0].numpy(), top.indices[0].numpy(), scores.shape[1])  # (h, w)
     mask = hint_uv = None
     if hints:
         mask, hint_uv = rasterize_hints(hints, pred.luma.shape, small.shape)
@@ -156,8 +181,13 @@ def colorize_full(
     confidence: bool = False,
     refine: bool = False,
     hints: Hints | dict | list | None = None,
+    reference: ImageLike | bytes | None = None,
+    reference_strength: float = DEFAULT_STRENGTH,
+    bias: np.ndarray | None = None,
 ) -> Colorization:
-    """Colorize a photo; see ``colorize``. Also returns confidence maps if asked."""
+    """Colorize a photo; see ``colorize``. Also returns confidence maps if asked.
+
+    ``bias``: a reference's logit bias computed once (``reference_bias_for``), for many photos."""
     m = get_model(model)
     check_decode_options(mode, m.temperature if temperature is None else temperature)  # before any work
     if refine or hints:
@@ -166,7 +196,11 @@ def colorize_full(
         from .refine import parse_hints
 
         hints = parse_hints(hints)
-    return render(predict(image, m, working_size), temperature, mode, confidence, refine, hints)
+    if reference is not None:
+        if bias is not None:
+            raise ValueError("give a reference or its bias, not both")
+        bias = reference_bias_for(m, reference, reference_strength)
+    return render(predict(image, m, working_size), temperature, mode, confidence, refine, hints, bias)
 
 
 def colorize(
@@ -177,6 +211,8 @@ def colorize(
     working_size: int = DEFAULT_WORKING_SIZE,
     refine: bool = False,
     hints: Hints | dict | list | None = None,
+    reference: ImageLike | bytes | None = None,
+    reference_strength: float = DEFAULT_STRENGTH,
 ) -> Image.Image:
     """Colorize a photo.
 
@@ -194,11 +230,16 @@ def colorize(
         hints: colours given by a person, ``{"points": [{"x", "y", "color"}],
             "strokes": [{"points": [[x, y], …], "color", "width"}]}`` in pixel
             coordinates of the photo; they win where given and spread along edges.
+        reference: a colour photo whose palette to follow (a path, image, array or
+            the file's bytes): each pixel's class distribution is re-weighted by
+            (h_ref / P̂)^strength before decoding (``reference.py``).
+        reference_strength: γ of that re-weighting, 0 to 4 (1: the full ratio).
     Returns:
         An RGB PIL image (RGBA if the input had alpha) of the input's size, whose
         luma equals the input's within rounding.
     """
-    return colorize_full(image, model, temperature, mode, working_size, refine=refine, hints=hints).image
+    return colorize_full(image, model, temperature, mode, working_size, refine=refine, hints=hints, reference=reference,
+                         reference_strength=reference_strength).image
 
 
 def default_sample() -> Path:
