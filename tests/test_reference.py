@@ -157,3 +157,15 @@ def test_cli_reference(tmp_path):
     r = run("colorize", photo, "-o", tmp_path / "x.png", "--reference", tmp_path / "red.png", "--reference-strength", "nan")
     assert r.returncode == 2 and "NaN" in r.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_video_frames_follow_the_reference():
+    from colorunet.video import FrameColorizer
+
+    m = get_model("default")
+    frame = Image.fromarray(skdata.coffee()).resize((160, 120)).convert("L")
+    plain = FrameColorizer(m)
+    red = FrameColorizer(m, bias=reference_bias_for(m, flat(RED)))
+    for _ in range(3):  # through the temporal smoothing
+        a, b = plain(frame), red(frame)
+    assert mean_a_star(b) > mean_a_star(a) + 10

@@ -125,8 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-budget", type=_positive_float, dest="time_budget_s", metavar="SECONDS",
                    help="train for this long (the learning-rate schedule runs on the clock; --steps, if given, caps it); cannot be resumed")
     t.add_argument("--compile", action="store_const", const=True, help="run the network through torch.compile (faster GPU steps after compiling)")
-    t.add_argument("--init", metavar="MODEL", help="start from this model's weights and keep its colour classes: 'default', a "
-                                                 ".safetensors file or a run folder (fine-tuning; new layers start fresh)")
+    t.add_argument("--init", metavar="MODEL", help="fine-tune: start from this model ('default', a .safetensors file or a run folder), "
+                                                 "keeping its network (unless --preset names another; new layers start fresh), colour "
+                                                 "classes and temperature, with a fine-tuning schedule (a quarter of the learning rate, "
+                                                 "50 warm-up steps)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=cmd_train)
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--decay", type=_number(0, 100), default=None, help="α of the weights e^(-α·i) (default: 0.2)")
     v.add_argument("--cut-threshold", type=_fraction, default=None, help="luminance-histogram change that starts a new shot, in (0, 1] (default: 0.17)")
     v.add_argument("--no-smooth", action="store_true", help="colorize each frame on its own (flickers)")
+    v.add_argument("--reference", type=Path, metavar="PHOTO", help="a colour photo whose palette every frame follows (as colorize --reference)")
+    v.add_argument("--reference-strength", type=_reference_strength, default=None, metavar="G", help="how hard to follow --reference, 0 to 4 (default: 1)")
     v.add_argument("--codec", default=None, help="video encoder, e.g. libx264, libx265, libvpx-vp9 (default: libx264, H.264; libvpx-vp9 for .webm)")
     v.add_argument("--crf", type=_number(0, 51, integer=True), default=18, help="quality for H.264/H.265 (and VP9), 0–51, lower is better (default: %(default)s)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -325,7 +329,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     preset = "eccv16" if args.arch == "eccv16" else args.preset or "paper"
     if args.arch == "colorunet" and preset == "eccv16":
         raise ValueError("--arch colorunet contradicts --preset eccv16")
-    model_config, cfg = resolve_configs(preset, model_overrides, train_overrides)
+    if args.init and not args.resume:  # the init model's network and a fine-tuning schedule (finetune.py)
+        from .finetune import finetune_configs
+
+        model_config, cfg = finetune_configs(args.init, "eccv16" if args.arch == "eccv16" else args.preset, model_overrides, train_overrides)
+    else:
+        model_config, cfg = resolve_configs(preset, model_overrides, train_overrides)
     trainer = Trainer(args.photos, args.out, model_config, cfg, progress=not args.quiet)
     given = {k: v for k, v in train_overrides.items() if v is not None}
     if args.resume:
@@ -379,8 +388,16 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise VideoError(f"{dst}: exists; use --overwrite to replace it")
     if not src.is_dir():
         args.codec = check_codec(args.codec, dst)  # before the model loads
+    if args.reference_strength is not None and args.reference is None:
+        raise ValueError("--reference-strength needs --reference PHOTO")
+    bias = None
+    if args.reference is not None:
+        from .pipeline import get_model, reference_bias_for
+
+        bias = reference_bias_for(get_model(args.model), args.reference, 1.0 if args.reference_strength is None else args.reference_strength)
     colorizer = FrameColorizer(
         args.model, args.temperature, args.mode, args.working_size or DEFAULT_WORKING_SIZE,
+        bias=bias,
         window=DEFAULT_WINDOW if args.window is None else args.window,
         decay=DEFAULT_DECAY if args.decay is None else args.decay,
         smooth=not args.no_smooth,

@@ -409,6 +409,7 @@ class Trainer:
                     "finished": finished,
                     "val_loss": val_loss,
                     "rebalance_weights": quantizer.rebalance_weights(cfg.rebalance_lambda).tolist(),
+                    **self._inherited_metadata(),
                 },
             )
 
@@ -494,6 +495,7 @@ class Trainer:
         from .weights import load_model
 
         m = load_model(self.cfg.init)
+        self._init_metadata = m.metadata
         mine, theirs = self.model_config, m.config
         for key in ("num_classes", "color_space", "head"):
             if getattr(mine, key) != getattr(theirs, key):
@@ -501,6 +503,20 @@ class Trainer:
         if m.quantizer is None and mine.head == "classification":
             raise ValueError(f"--init {self.cfg.init}: has no quantiser")
         return m
+
+    def _inherited_metadata(self) -> dict[str, Any]:
+        """What a fine-tuned model keeps of its ``--init`` model: where it came from, and
+        the temperature that model was measured best at (same classes, same decode)."""
+        if not self.cfg.init:
+            return {}
+        if not hasattr(self, "_init_metadata"):  # a resumed fine-tune: read it again
+            from .weights import load_model
+
+            self._init_metadata = load_model(self.cfg.init).metadata
+        inherited = {"init": self._init_metadata.get("name", str(self.cfg.init))}
+        if self._init_metadata.get("temperature") is not None:
+            inherited["temperature"] = self._init_metadata["temperature"]
+        return inherited
 
     def _warm_start(self, net: torch.nn.Module, init_model) -> None:
         """Copy every tensor of ``init_model`` whose name and shape match ``net``'s."""

@@ -193,8 +193,11 @@ class FrameColorizer:
         decay: float = DEFAULT_DECAY,
         smooth: bool = True,
         cut_threshold: float = DEFAULT_CUT_THRESHOLD,
+        bias: np.ndarray | None = None,
     ):
+        """``bias``: a reference photo's class bias (``pipeline.reference_bias_for``), applied to every frame."""
         self.model = get_model(model)
+        self.bias = bias
         if self.model.config.head != "classification":
             smooth = False  # a regression model has no probabilities to smooth
         self.temperature, self.mode, self.working_size = temperature, mode, working_size
@@ -214,7 +217,7 @@ class FrameColorizer:
             smoothed = self.smoother.push(torch.softmax(pred.scores, dim=1))
             # log p̂ decodes like logits (the decode re-normalises p^(1/T) anyway)
             pred = replace(pred, scores=torch.log(smoothed.clamp_min(1e-12)))
-        return render(pred, self.temperature, self.mode).image
+        return render(pred, self.temperature, self.mode, bias=self.bias).image
 
 
 def _av():

@@ -1,0 +1,73 @@
+"""``train --init``: fine-tuning keeps the init model's network, classes and temperature, on a fine-tuning schedule."""
+
+import numpy as np
+import pytest
+
+from colorunet.finetune import FINETUNE_LR_SCALE, FINETUNE_WARMUP_STEPS, finetune_configs
+from colorunet.presets import PRESETS
+from colorunet.training import TrainConfig, Trainer, learning_rate
+from colorunet.weights import load_model
+
+TINY = {"steps": 3, "batch_size": 2, "crop": 32, "load_size": 64, "checkpoint_every": 3}
+
+
+def test_configs_come_from_the_init_model_with_a_fine_tuning_schedule():
+    shipped = load_model("default")
+    mc, cfg = finetune_configs("default", None, {}, {"lr": None})
+    assert mc == shipped.config  # its own network, not the paper preset's
+    own = shipped.metadata["train_config"]
+    assert cfg.preset == own["preset"] and cfg.init == "default"
+    assert (cfg.rebalance_lambda, cfg.target, cfg.crop) == (own["rebalance_lambda"], own["target"], own["crop"])
+    assert cfg.lr == pytest.approx(TrainConfig.lr * FINETUNE_LR_SCALE) and cfg.warmup_steps == FINETUNE_WARMUP_STEPS
+    # what the user gives wins
+    mc, cfg = finetune_configs("default", None, {}, {"lr": 1e-3, "crop": 64})
+    assert cfg.lr == 1e-3 and cfg.crop == 64
+    # a preset names the network to grow into; its own lr, scaled
+    mc, cfg = finetune_configs("default", "eccv16", {}, {})
+    assert mc.arch == "eccv16" and cfg.lr == pytest.approx(PRESETS["eccv16"]["train"]["lr"] * FINETUNE_LR_SCALE)
+    with pytest.raises(ValueError, match="unknown preset"):
+        finetune_configs("default", "nope", {}, {})
+
+
+def test_warm_up_is_short_and_the_peak_is_the_scaled_rate():
+    _, cfg = finetune_configs("default", None, {}, {"steps": 1000})
+    lrs = [learning_rate(s, 1000, cfg) for s in range(1000)]
+    assert lrs[0] == pytest.approx(cfg.lr / FINETUNE_WARMUP_STEPS)
+    assert max(lrs) == pytest.approx(cfg.lr) and int(np.argmax(lrs)) == FINETUNE_WARMUP_STEPS - 1
+    assert lrs[-1] == pytest.approx(cfg.lr / 10, rel=0.01)
+
+
+def test_fine_tuned_model_keeps_classes_and_temperature_and_moves_its_weights(photo_dir, tmp_path):
+    shipped = load_model("default")
+    mc, cfg = finetune_configs("default", None, {}, TINY)
+    path = Trainer(photo_dir, tmp_path / "ft", mc, cfg, progress=False).run()
+    tuned = load_model(path)
+    assert tuned.config == shipped.config
+    assert np.array_equal(tuned.quantizer.kept_cells, shipped.quantizer.kept_cells)
+    assert np.array_equal(tuned.quantizer.centers, shipped.quantizer.centers)
+    assert np.array_equal(tuned.quantizer.prior, shipped.quantizer.prior)
+    assert tuned.temperature == shipped.temperature and tuned.metadata["init"] == shipped.metadata["name"]
+    a, b = shipped.net.state_dict(), tuned.net.state_dict()
+    assert a.keys() == b.keys()
+    moved = [k for k in a if a[k].is_floating_point() and not np.allclose(a[k].numpy(), b[k].numpy())]
+    assert moved, "three steps of fine-tuning changed no weight"
+    # started from the shipped weights, not from random ones: after 3 small steps they are still close
+    k = "enc.0.conv1.weight" if "enc.0.conv1.weight" in a else next(k for k in a if k.endswith("weight") and a[k].ndim == 4)
+    assert np.abs(a[k].numpy() - b[k].numpy()).max() < 0.05 * np.abs(a[k].numpy()).max()
+
+
+@pytest.mark.slow
+def test_cli_init_default_needs_no_preset(photo_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "mine"
+    r = subprocess.run([sys.executable, "-m", "colorunet", "train", photo_dir, "--out", out, "--init", "default", "--steps", "2",
+                        "--batch-size", "2", "--crop", "32", "--load-size", "64", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    tuned = load_model(out)
+    assert tuned.config == load_model("default").config
+    import json
+
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train_config"]["init"] == "default" and saved["train_config"]["lr"] == pytest.approx(TrainConfig.lr * FINETUNE_LR_SCALE)
