@@ -102,6 +102,98 @@ def test_refine_and_hints_through_the_api(client):
     assert client.post("/api/recolor", data={"id": key, "hints": "{nope"}).status_code == 422
 
 
+# ---------- "Colour like…": a reference photo's palette ----------
+
+RED_REFERENCE = _png(np.full((60, 80, 3), (200, 30, 30), np.uint8))
+
+
+def _mean_a_star(data: bytes) -> float:
+    from skimage.color import rgb2lab
+
+    return float(rgb2lab(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) / 255.0)[..., 1].mean())
+
+
+def _with_reference(client, url="/api/colorize", reference=RED_REFERENCE, ref_name="red.png", ref_type="image/png", photo=True, **fields):
+    files = {"reference": (ref_name, reference, ref_type)}
+    if photo:
+        files["image"] = ("camera.png", SAMPLE, "image/png")
+    return client.post(url, files=files, data={k: str(v) for k, v in fields.items()})
+
+
+def test_reference_turns_the_photo_toward_its_palette(client, monkeypatch):
+    plain = _post(client)
+    red = _with_reference(client)
+    assert red.status_code == 200, red.text
+    assert _mean_a_star(red.content) > _mean_a_star(plain.content) + 3  # redder: a* is Lab's green-red axis
+    assert Image.open(io.BytesIO(red.content)).size == Image.open(io.BytesIO(SAMPLE)).size
+    # recolor with the same reference gives the same picture, without running the network again
+    key = plain.headers["x-colorunet-id"]
+    monkeypatch.setattr(web, "predict", lambda *a, **k: pytest.fail("recolor ran the network again"))
+    again = _with_reference(client, "/api/recolor", photo=False, id=key)
+    assert again.status_code == 200 and again.content == red.content
+    # strength 0 is no reference at all; a larger strength pushes harder; no reference field is the plain photo
+    assert _with_reference(client, "/api/recolor", photo=False, id=key, reference_strength=0).content == plain.content
+    strong = _with_reference(client, "/api/recolor", photo=False, id=key, reference_strength=3)
+    assert _mean_a_star(strong.content) > _mean_a_star(red.content)
+    assert client.post("/api/recolor", data={"id": key}).content == plain.content
+    # the explicit default equals the implicit one
+    assert _with_reference(client, "/api/recolor", photo=False, id=key, reference_strength=1).content == red.content
+    info = client.get("/api/model").json()["reference"]
+    assert info == {"available": True, "default_strength": 1.0, "max_strength": 4.0}
+
+
+def test_reference_palette_is_decoded_once_per_file(client, monkeypatch):
+    key = _post(client).headers["x-colorunet-id"]
+    ref = _png(np.full((40, 50, 3), (30, 160, 40), np.uint8))
+    calls = []
+    real = web.reference_pixels
+    monkeypatch.setattr(web, "reference_pixels", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for strength in (0.5, 1.5, 2.5):
+        assert _with_reference(client, "/api/recolor", reference=ref, photo=False, id=key, reference_strength=strength).status_code == 200
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs,status,words",
+    [
+        ({"reference": b"not really a png", "ref_name": "fake.png"}, 400, "reference fake.png: not an image"),
+        ({"reference": b"", "ref_name": "empty.png"}, 400, "reference empty.png: empty"),
+        ({"reference": SAMPLE[: len(SAMPLE) // 3], "ref_name": "cut.png"}, 400, "reference cut.png"),
+        ({"reference": b"<svg/>", "ref_name": "d.svg", "ref_type": "image/svg+xml"}, 415, "reference d.svg: SVG"),
+        ({"reference": b"hello", "ref_name": "t.txt", "ref_type": "text/plain"}, 415, "reference t.txt: unsupported type"),
+        ({"reference": _png(np.zeros((1100, 1000, 3), np.uint8)), "ref_name": "big.png"}, 413, "reference big.png: 1000×1100 pixels"),
+        ({"reference": SAMPLE, "ref_name": "camera.png"}, 422, "greyscale"),
+        ({"reference": _png(np.full((20, 20, 3), 128, np.uint8)), "ref_name": "grey.png"}, 422, "reference grey.png: is greyscale"),
+        ({"reference": _png(np.zeros((9, 9, 4), np.uint8)), "ref_name": "clear.png"}, 422, "transparent"),
+        ({"reference_strength": "nan"}, 422, "reference strength"),
+        ({"reference_strength": "inf"}, 422, "reference strength"),
+        ({"reference_strength": -0.1}, 422, "reference strength"),
+        ({"reference_strength": 4.5}, 422, "reference strength"),
+    ],
+)
+def test_reference_errors(client, kwargs, status, words):
+    for url, extra in (("/api/colorize", {}), ("/api/recolor", {"photo": False, "id": _post(client).headers["x-colorunet-id"]})):
+        r = _with_reference(client, url, **kwargs, **extra)
+        assert r.status_code == status, (url, r.text)
+        assert words in r.json()["error"], (url, r.json())
+
+
+def test_reference_strength_without_a_reference_and_regression_models(client):
+    r = _post(client, reference_strength=2)
+    assert r.status_code == 422 and "needs a reference photo" in r.json()["error"]
+    key = _post(client).headers["x-colorunet-id"]
+    r = client.post("/api/recolor", data={"id": key, "reference_strength": "2"})
+    assert r.status_code == 422 and "needs a reference photo" in r.json()["error"]
+    from colorunet.model import ColorUNet, ColorUNetConfig
+    from colorunet.weights import ColorModel
+
+    regression = ColorModel(ColorUNet(ColorUNetConfig(widths=(8, 16, 32), head="regression")).eval(), None)
+    c = TestClient(web.create_app(web.ServerSettings(model=regression)), base_url="http://127.0.0.1:8000")
+    r = _with_reference(c)
+    assert r.status_code == 422 and "needs a classification model" in r.json()["error"]
+    assert _post(c).status_code == 200  # without a reference it colorizes as before
+
+
 @pytest.mark.parametrize(
     "kwargs,status,words",
     [
@@ -530,7 +622,8 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     t.change("second.png", lambda: (t.set_value("#temperature", "1.5"), page.select_option("#mode", "mean")))
     assert t.state("camera.png", "c.settings.mode") == "annealed"  # only the selected photo changed
     t.change("camera.png", lambda: page.click("#applyall"))
-    assert t.state("camera.png", "c.settings") == {"temperature": "1.5", "mode": "mean", "confidence": False, "refine": False}
+    assert t.state("camera.png", "c.settings") == {"temperature": "1.5", "mode": "mean", "confidence": False, "refine": False,
+                                              "reference": None, "strength": "1"}
     page.click(t.card("camera.png") + " .name")
     assert page.input_value("#mode") == "mean"  # the controls show the selected photo's settings
     # 7: a bad hints file is refused with a message; a good one imports, and Undo takes it back
@@ -584,3 +677,71 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
 def _write(path: Path, a: np.ndarray) -> Path:
     Image.fromarray(a).save(path)
     return path
+
+
+@pytest.mark.slow
+def test_browser_colour_like_a_reference_on_a_phone(browser, server, tmp_path):
+    """"Colour like…": a red reference, chosen with the keyboard, turns the shown photo redder, as the API does;
+    the strength slider re-decodes (0 is no reference), Clear takes it away, a grey reference is refused with a message."""
+    t = Page(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = t.page
+    assert page.is_disabled("#refstrength") and page.is_disabled("#clearref") and not page.is_visible("#refthumb")
+    t.add(default_sample())
+    plain = t.shown("camera.png")
+    red = _write(tmp_path / "red_dress.png", np.full((60, 80, 3), (200, 30, 30), np.uint8))
+    with page.expect_file_chooser() as chooser:
+        page.focus("#chooseref")
+        page.keyboard.press("Enter")
+    assert t.change("camera.png", lambda: chooser.value.set_files(str(red))) == "Updated."
+    reddened = t.shown("camera.png")
+    assert _mean_a_star(reddened) > _mean_a_star(plain) + 3
+    assert page.is_visible("#refthumb") and page.text_content("#refname") == "red_dress.png" and page.is_enabled("#refstrength")
+    assert page.evaluate("document.querySelector('#refthumb').naturalWidth") == 80  # the thumbnail shows the reference
+    assert page.text_content("#reference-target") == "for camera.png"
+    # the page shows what the API answers for the same photo, settings and reference
+    key = t.state("camera.png", "c.id")
+    s = t.state("camera.png", "({temperature: c.settings.temperature, strength: c.settings.strength})")
+    api = httpx.post(server + "/api/recolor", files={"reference": ("red_dress.png", red.read_bytes(), "image/png")},
+                     data={"id": key, "temperature": s["temperature"], "reference_strength": s["strength"], "format": "png"}, timeout=60)
+    assert api.status_code == 200 and api.content == reddened
+    # the strength slider re-decodes: stronger is redder, 0 is no reference
+    t.change("camera.png", lambda: t.set_value("#refstrength", "3"))
+    assert page.text_content("#rsval") == "3.0" and _mean_a_star(t.shown("camera.png")) > _mean_a_star(reddened)
+    t.change("camera.png", lambda: t.set_value("#refstrength", "0"))
+    assert t.shown("camera.png") == plain
+    t.change("camera.png", lambda: t.set_value("#refstrength", "1"))
+    assert t.shown("camera.png") == reddened
+    # the panel fits a phone's width: nothing sticks out sideways
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    box = page.locator("#reference").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    # Clear: back to the plain photo, the slider waits for a reference again
+    assert t.change("camera.png", lambda: page.click("#clearref")) == "Updated."
+    assert t.shown("camera.png") == plain and page.is_disabled("#refstrength") and not page.is_visible("#refthumb")
+    # a greyscale reference is refused with a message; the photo keeps what it showed
+    grey = _write(tmp_path / "grey.png", np.full((40, 40, 3), 128, np.uint8))
+    t.change("camera.png", lambda: page.set_input_files("#reffile", str(grey)))
+    page.wait_for_selector("#message.error:not([hidden])")
+    assert "Reference not used" in page.text_content("#message") and "greyscale" in page.text_content("#message")
+    assert "greyscale" in page.text_content(t.card("camera.png") + " .status")
+    assert t.state("camera.png", "c.settings.reference") is None and page.text_content("#refname") == "No reference"
+    assert t.shown("camera.png") == plain
+    t.failed.remove((422, "/api/recolor"))
+    # a reference dropped onto the panel is taken as the reference, not as another photo to colorize
+    t.change("camera.png", lambda: page.evaluate("""async () => {
+        const c = document.createElement('canvas'); c.width = 30; c.height = 20;
+        const g = c.getContext('2d'); g.fillStyle = '#c81e1e'; g.fillRect(0, 0, 30, 20);
+        const blob = await new Promise(r => c.toBlob(r, 'image/png'));
+        const dt = new DataTransfer(); dt.items.add(new File([blob], 'dropped_red.png', {type: 'image/png'}));
+        const target = document.querySelector('#refname');
+        for (const type of ['dragenter', 'dragover', 'drop'])
+            target.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
+    }"""))
+    assert page.locator(".card").count() == 1 and page.text_content("#refname") == "dropped_red.png"
+    assert _mean_a_star(t.shown("camera.png")) > _mean_a_star(plain) + 3
+    # the fine-tuning tip is there, folded away until opened
+    assert not page.is_visible(".tips pre")
+    page.click(".tips summary")
+    assert "--init default" in page.text_content(".tips pre") and "colorunet serve --model runs/mine" in page.text_content(".tips pre")
+    assert not t.failed, t.failed
+    t.close()

@@ -5,10 +5,15 @@ Endpoints (the OpenAPI schema is at /openapi.json, interactive docs at /docs):
 - ``POST /api/colorize``: multipart, the photo in ``image``; optional fields
   ``temperature``, ``mode``, ``confidence`` (true: return the confidence map
   instead), ``refine`` (propagate confident colours), ``hints`` (JSON, as for
-  ``colorize --hints``), ``format`` (png or jpeg; else from ``Accept``). Returns the image, the
+  ``colorize --hints``), ``reference`` (a colour photo whose palette to follow, as
+  ``colorize --reference``) with ``reference_strength`` (0 to 4, default 1),
+  ``format`` (png or jpeg; else from ``Accept``). Returns the image, the
   input's size, and an ``X-Colorunet-Id`` header naming the cached prediction.
-- ``POST /api/recolor``: ``id`` plus the same decode fields: decodes the cached
-  class probabilities again (no network run), for the page's sliders.
+- ``POST /api/recolor``: ``id`` plus the same decode fields (``reference``
+  included): decodes the cached class probabilities again (no network run), for
+  the page's sliders. A reference's palette is remembered by a hash of its bytes
+  (a few, least recently used go first), so sending the same file again with
+  another strength does not decode it again.
 - ``GET /api/health``, ``GET /api/model``.
 
 Errors are JSON, ``{"error": "..."}``: 400 not an image (or a Host this server
@@ -28,6 +33,7 @@ form. Every answer says ``X-Content-Type-Options: nosniff``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import threading
 import uuid
@@ -40,6 +46,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -47,7 +54,9 @@ from starlette.formparsers import MultiPartParser
 
 from ..decode import MODES
 from ..images import PNG_COMPRESS_LEVEL, ImageError, ImageTooLarge, open_image
-from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, check_refine_options, confidence_image, get_model, predict, render
+from ..pipeline import (DEFAULT_WORKING_SIZE, Prediction, check_reference_options, check_refine_options, confidence_image, get_model,
+                        predict, render)
+from ..reference import DEFAULT_STRENGTH, MAX_STRENGTH, check_strength, class_bias, reference_histogram, reference_pixels
 from ..refine import HintError, Hints, parse_hints_json
 from ..values import MAX_TEMPERATURE, MIN_TEMPERATURE, ValueRangeError, check_temperature
 
@@ -68,6 +77,7 @@ class ServerSettings:
         max_concurrent: colorizations run at once; others wait up to ``queue_timeout_s``.
         queue_timeout_s: how long a request waits for a slot before a 503.
         cache_entries: predictions kept for /api/recolor (least recently used go first).
+        reference_entries: reference palettes kept, by a hash of the file's bytes.
         working_size: short side the network runs at.
     """
 
@@ -77,6 +87,7 @@ class ServerSettings:
     max_concurrent: int = 2
     queue_timeout_s: float = 10.0
     cache_entries: int = 8
+    reference_entries: int = 16
     working_size: int = DEFAULT_WORKING_SIZE
     #: Host names (without port) requests may address; None accepts any (a server
     #: opened to the network with --host 0.0.0.0, whose names it cannot know).
@@ -189,6 +200,42 @@ class PredictionCache:
             return item[0]
 
 
+class ReferenceCache:
+    """Reference palettes (h_ref, one share per colour class) by the SHA-256 of the file's bytes (thread-safe LRU).
+
+    A palette is a few hundred numbers at most, so a few of them cost nothing to keep,
+    and moving the strength slider re-sends the same file: it is hashed, not decoded again.
+    """
+
+    def __init__(self, entries: int):
+        self.entries = entries
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            hist = self._items.get(key)
+            if hist is not None:
+                self._items.move_to_end(key)
+            return hist
+
+    def put(self, key: str, hist: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = hist
+            self._items.move_to_end(key)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+
+@dataclass
+class ReferenceUpload:
+    """A reference photo as it arrived: its bytes, the name messages call it by, and the strength asked for."""
+
+    data: bytes
+    label: str
+    strength: float
+
+
 def _response_format(fmt: str | None, accept: str) -> str:
     if fmt:
         return fmt
@@ -209,6 +256,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     model = get_model(settings.model)  # load once, fail at start rather than on the first request
     cache = PredictionCache(settings.cache_entries)
+    palettes = ReferenceCache(settings.reference_entries)
     slots = asyncio.Semaphore(settings.max_concurrent)
     app = FastAPI(title="colorunet", version=_version(), description="Automatic colorization of photographs (ColorUNet).")
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
@@ -266,14 +314,47 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         except ValueRangeError as e:
             raise HTTPException(422, str(e)) from None
 
+    async def reference_field(upload: UploadFile | None, strength: float | None) -> ReferenceUpload | None:
+        """Check the reference fields and read the file (not decode it: that happens in a worker thread)."""
+        if upload is not None and not upload.filename and not upload.size:
+            upload = None  # an HTML form's empty file input
+        if upload is None:
+            if strength is not None:
+                raise HTTPException(422, "reference_strength: needs a reference photo (the reference field)")
+            return None
+        try:
+            check_reference_options(model)
+            strength = DEFAULT_STRENGTH if strength is None else check_strength(strength)
+        except (ValueError, ValueRangeError) as e:  # a regression model; NaN, inf or out of range
+            raise HTTPException(422, str(e)) from None
+        label = f"reference {Path(upload.filename or 'upload').name}"  # for messages only
+        check_upload_type(label, upload.content_type)
+        return ReferenceUpload(await upload.read(), label, strength)
+
+    def reference_bias(ref: ReferenceUpload | None) -> np.ndarray | None:
+        """The logit bias for a reference: its palette from the cache, else decoded (under the photo's limits) and kept."""
+        if ref is None:
+            return None
+        key = hashlib.sha256(ref.data).hexdigest()
+        hist = palettes.get(key)
+        if hist is None:
+            img = decode_upload(ref.data, ref.label)  # the photo's byte, pixel and decompression-bomb checks
+            q = model.quantizer
+            try:
+                hist = reference_histogram(reference_pixels(img, ref.label), q.centers, q.space, ref.label)
+            except ImageError as e:  # greyscale or fully transparent: an image, but no colours to follow
+                raise HTTPException(422, str(e)) from None
+            palettes.put(key, hist)
+        return class_bias(hist, model.quantizer.prior, ref.strength)
+
     def answer(pred: Prediction, key: str, temperature: float | None, mode: str, confidence: bool, fmt: str,
-               refine: bool = False, hints: Hints | None = None) -> Response:
+               refine: bool = False, hints: Hints | None = None, bias: np.ndarray | None = None) -> Response:
         if refine or hints:
             try:
                 check_refine_options(pred.model, refine)
             except ValueError as e:
                 raise HTTPException(422, str(e)) from None
-        result = render(pred, temperature, mode, confidence=confidence, refine=refine, hints=hints)
+        result = render(pred, temperature, mode, confidence=confidence, refine=refine, hints=hints, bias=bias)
         if confidence and result.confidence_top is not None:
             response = _encode(confidence_image(result.confidence_top), fmt)
         else:
@@ -308,6 +389,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             "quantizer": None if q is None else {"grid_size": q.grid_size, "classes": q.num_classes, "centers_uv": q.centers.round(4).tolist()},
             "training_data": model.metadata.get("data"),
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels},
+            "reference": {"available": model.config.head == "classification", "default_strength": DEFAULT_STRENGTH, "max_strength": MAX_STRENGTH},
         }
 
     @app.post("/api/colorize", responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
@@ -319,6 +401,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         confidence: bool = Form(False, description="return the confidence map (white = sure) instead of the colorization"),
         refine: bool = Form(False, description="propagate the colours of the network's most confident pixels (removes stains)"),
         hints: str | None = Form(None, max_length=200_000, description='JSON: {"points": [{"x", "y", "color"}], "strokes": [{"points", "color", "width"}]}'),
+        reference: UploadFile | None = File(None, description="a colour photo whose palette to follow (colorize --reference)"),
+        reference_strength: float | None = Form(None, description=f"how hard to follow the reference, 0 to {MAX_STRENGTH:g}; default {DEFAULT_STRENGTH:g}"),
         format: Literal["png", "jpeg"] | None = Form(None, description="png or jpeg; default from Accept, else png"),
     ) -> Response:
         hint_set = parse_hint_field(hints)
@@ -327,13 +411,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         data = await image.read()
         name = Path(image.filename or "upload").name  # for messages only; never touches the filesystem
         check_upload_type(name, image.content_type)
+        ref = await reference_field(reference, reference_strength)
         fmt = _response_format(format, request.headers.get("accept", ""))
 
         def work():
             # decoding runs here, in a worker thread: a large photo must not stall the event loop
             img = decode_upload(data, name)
+            bias = reference_bias(ref)  # before the network runs: a bad reference fails fast
             pred = predict(img, model, settings.working_size)
-            return answer(pred, cache.put(pred, owner), temperature, mode, confidence, fmt, refine, hint_set)
+            return answer(pred, cache.put(pred, owner), temperature, mode, confidence, fmt, refine, hint_set, bias)
 
         return await run_limited(work)
 
@@ -346,6 +432,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         confidence: bool = Form(False),
         refine: bool = Form(False),
         hints: str | None = Form(None, max_length=200_000),
+        reference: UploadFile | None = File(None, description="a colour photo whose palette to follow (colorize --reference)"),
+        reference_strength: float | None = Form(None, description=f"how hard to follow the reference, 0 to {MAX_STRENGTH:g}; default {DEFAULT_STRENGTH:g}"),
         format: Literal["png", "jpeg"] | None = Form(None),
     ) -> Response:
         hint_set = parse_hint_field(hints)
@@ -353,8 +441,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         pred = cache.get(id, request.client.host if request.client else "")
         if pred is None:
             raise HTTPException(404, "unknown or expired id: upload the photo again")
+        ref = await reference_field(reference, reference_strength)
         fmt = _response_format(format, request.headers.get("accept", ""))
-        return await run_limited(answer, pred, id, temperature, mode, confidence, fmt, refine, hint_set)
+
+        def work():
+            return answer(pred, id, temperature, mode, confidence, fmt, refine, hint_set, reference_bias(ref))
+
+        return await run_limited(work)
 
     return app
 

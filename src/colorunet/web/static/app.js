@@ -1,7 +1,7 @@
 // colorunet web page: upload photos, compare before/after, re-decode with other settings, paint colour hints.
 "use strict";
 const $ = (sel, root = document) => root.querySelector(sel);
-const state = { cards: [], selected: null, limits: null };
+const state = { cards: [], selected: null, limits: null, reference: null, referenceCount: 0 };
 const UPLOADS_AT_ONCE = 2;      // the server runs two colorizations at once by default; more would only queue there
 const DEBOUNCE_MS = 120;
 
@@ -26,8 +26,10 @@ function setStatus(card, text, isError = false) {
 
 // ---------- settings: each photo has its own; the controls show the selected photo's ----------
 
+// A reference ("Colour like…") is { file, name, url, n }: n tells two choices of the same file apart.
 function readControls() {
-  return { temperature: $("#temperature").value, mode: $("#mode").value, confidence: $("#confidence").checked, refine: $("#refine").checked };
+  return { temperature: $("#temperature").value, mode: $("#mode").value, confidence: $("#confidence").checked, refine: $("#refine").checked,
+           reference: state.reference, strength: $("#refstrength").value };
 }
 
 function writeControls(s) {
@@ -36,7 +38,51 @@ function writeControls(s) {
   $("#confidence").checked = s.confidence;
   $("#refine").checked = s.refine;
   $("#tval").textContent = Number(s.temperature).toFixed(2);
+  state.reference = s.reference;
+  $("#refstrength").value = s.strength;
+  showReference();
 }
+
+// The "Colour like…" panel shows the reference of the selected photo (or the one for new photos).
+function showReference() {
+  const ref = state.reference;
+  const thumb = $("#refthumb");
+  thumb.hidden = !ref;
+  if (ref) { thumb.src = ref.url; thumb.alt = `reference photo ${ref.name}`; } else thumb.removeAttribute("src");
+  $("#refname").textContent = ref ? ref.name : "No reference";
+  $("#clearref").disabled = !ref;
+  $("#refstrength").disabled = !ref;
+  $("#rsval").textContent = Number($("#refstrength").value).toFixed(1);
+}
+
+function setReference(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) { notify(`${file.name}: not a photo; choose a colour photo as the reference.`, true); return; }
+  if (state.limits && file.size > state.limits.max_upload_bytes) {
+    notify(`${file.name}: too large for a reference (the limit is ${(state.limits.max_upload_bytes / 2 ** 20).toFixed(0)} MB).`, true);
+    return;
+  }
+  state.referenceCount += 1;
+  state.reference = { file, name: file.name, url: URL.createObjectURL(file), n: state.referenceCount };
+  showReference();
+  settingsChanged();
+}
+
+function clearReference() {
+  state.reference = null;
+  showReference();
+  settingsChanged();
+  $("#chooseref").focus();
+}
+
+// The server refused a photo's reference (not a photo, greyscale…): say so, and go back to the reference last shown.
+function referenceRefused(card, message) {
+  const shown = card.shown ? card.shown.settings : null;
+  card.settings = { ...card.settings, reference: shown ? shown.reference : null, strength: shown ? shown.strength : card.settings.strength };
+  if (state.selected === card) writeControls(card.settings);
+  notify(`Reference not used: ${message}`, true);
+}
+const aboutReference = (e, s) => !!s.reference && /^reference/.test(e.message || "");
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const emptyHints = () => ({ points: [], strokes: [] });
@@ -60,6 +106,7 @@ function updateControls() {
   const ready = !!(card && card.id);
   $("#target").textContent = card ? `for ${card.name}` : "for new photos";
   $("#hints-target").textContent = card ? `for ${card.name}` : "(add a photo first)";
+  $("#reference-target").textContent = card ? `for ${card.name}` : "for new photos";
   $("#undo").disabled = !ready || !card.history.length;
   $("#clearhints").disabled = !ready || !hasHints(card.hints);
   $("#exporthints").disabled = !ready || !hasHints(card.hints);
@@ -111,6 +158,10 @@ function fields(form, s, hints, format) {
   form.append("confidence", s.confidence);
   form.append("refine", s.refine);
   if (hints) form.append("hints", hints);
+  if (s.reference) {
+    form.append("reference", s.reference.file, s.reference.name);
+    form.append("reference_strength", s.strength);
+  }
   form.append("format", format);
   return form;
 }
@@ -180,6 +231,12 @@ async function refresh(card, hintsBefore = null) {
       drawMarks(card);
       updateControls();
       setStatus(card, `Hint not used: ${e.message}`, true);
+      return;
+    }
+    if (aboutReference(e, s)) {
+      referenceRefused(card, e.message);
+      setStatus(card, `Reference not used: ${e.message}`, true);
+      if (card.shown && !same(card.settings, card.shown.settings)) schedule(card);
       return;
     }
     setStatus(card, e.message, true);
@@ -297,6 +354,10 @@ async function colorize(card) {
     fail(card, `Too large: ${mb(card.file.size)} MB, the limit is ${mb(state.limits.max_upload_bytes)} MB.`, false);
     return;
   }
+  const ref = card.settings.reference;
+  if (ref && state.limits && card.file.size + ref.file.size > state.limits.max_upload_bytes) {
+    referenceRefused(card, `${ref.name} and ${card.name} together are over the upload limit; choose a smaller reference.`);
+  }
   card.seq += 1;
   const seq = card.seq;
   card.controller = new AbortController();
@@ -313,6 +374,11 @@ async function colorize(card) {
   } catch (e) {
     if (seq !== card.seq || e.name === "AbortError") return;
     card.id = null;
+    if (aboutReference(e, s)) {  // the photo is fine: colorize it without the reference
+      referenceRefused(card, e.message);
+      colorize(card);
+      return;
+    }
     fail(card, e.message || "Could not reach the colorunet server.", !e.status || e.status === 503 || e.status >= 500);
   } finally {
     if (seq === card.seq) card.el.classList.remove("busy");
@@ -558,6 +624,7 @@ function exportHints() {
 function settingsChanged() {
   const s = readControls();
   $("#tval").textContent = Number(s.temperature).toFixed(2);
+  $("#rsval").textContent = Number(s.strength).toFixed(1);
   const card = state.selected;
   if (!card) return;
   card.settings = s;
@@ -589,11 +656,21 @@ async function init() {
     document.body.classList.remove("dragging");
     if (!hasFiles(e)) return;
     e.preventDefault();
-    addFiles(e.dataTransfer.files);
+    $("#reference").classList.remove("over");
+    // onto the "Colour like…" panel: the reference; anywhere else: photos to colorize
+    if (e.target.closest && e.target.closest("#reference")) {
+      if (!$("#chooseref").disabled) setReference(e.dataTransfer.files[0]);
+    } else addFiles(e.dataTransfer.files);
   });
+  const refPanel = $("#reference");
+  refPanel.addEventListener("dragover", e => { if (hasFiles(e)) refPanel.classList.add("over"); });
+  refPanel.addEventListener("dragleave", e => { if (!refPanel.contains(e.relatedTarget)) refPanel.classList.remove("over"); });
   $("#choose").addEventListener("click", () => $("#files").click());
   $("#files").addEventListener("change", e => { addFiles(e.target.files); e.target.value = ""; });
-  for (const id of ["temperature", "mode", "confidence", "refine"]) $("#" + id).addEventListener("input", settingsChanged);
+  for (const id of ["temperature", "mode", "confidence", "refine", "refstrength"]) $("#" + id).addEventListener("input", settingsChanged);
+  $("#chooseref").addEventListener("click", () => $("#reffile").click());
+  $("#reffile").addEventListener("change", e => { setReference(e.target.files[0]); e.target.value = ""; });
+  $("#clearref").addEventListener("click", clearReference);
   $("#applyall").addEventListener("click", applyToAll);
   $("#undo").addEventListener("click", undo);
   $("#clearhints").addEventListener("click", () => editHints(c => { if (!hasHints(c.hints)) return false; c.hints = emptyHints(); }));
@@ -617,6 +694,10 @@ async function init() {
     state.limits = info.limits;
     $("#temperature").value = info.temperature;
     if (state.selected) writeControls(state.selected.settings);
+    if (info.reference && !info.reference.available) {
+      $("#chooseref").disabled = true;
+      $("#refhelp").textContent = "This model predicts one colour per pixel, so it has no palette to re-weight: a reference needs a classification model.";
+    }
     $("#limits").textContent = `Model: ${info.name} (${info.parameters.toLocaleString()} parameters). ` +
       `Up to ${(info.limits.max_upload_bytes / 2 ** 20).toFixed(0)} MB and ${(info.limits.max_pixels / 1e6).toFixed(0)} megapixels per photo.`;
   } catch { notify("Could not reach the colorunet server.", true); }
