@@ -89,10 +89,11 @@ def colorunet(*args) -> None:
     subprocess.run([sys.executable, "-m", "colorunet", *map(str, args)], check=True)
 
 
-def train(photos: Path, out: Path, budget: float, extra: list[str]) -> None:
+def train(photos: Path, out: Path, budget: float, steps: int | None, extra: list[str]) -> None:
     if (out / "model.safetensors").exists():
         return
-    colorunet("train", photos, "--out", out, "--time-budget", budget, "--quiet", *extra)
+    limit = ["--steps", steps] if steps else ["--time-budget", budget]
+    colorunet("train", photos, "--out", out, *limit, "--quiet", *extra)
 
 
 def final_val_loss(run: Path) -> tuple[float, int]:
@@ -115,7 +116,9 @@ def main() -> None:
     p.add_argument("archive", type=Path)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--cast", choices=("faded",))
-    p.add_argument("--budget", type=float, default=120.0)
+    p.add_argument("--budget", type=float, default=120.0, help="seconds of training per model")
+    p.add_argument("--steps", type=int, help="train every model for this many steps instead of --budget seconds: the same budget "
+                                             "whatever else the machine is doing")
     p.add_argument("--eval", type=Path, default=Path("pool/eval"))
     p.add_argument("--lr", type=float, nargs="*", default=[], help="fine-tune at these learning rates (default: the fine-tuning default)")
     p.add_argument("--no-scratch", action="store_true")
@@ -125,10 +128,10 @@ def main() -> None:
     runs: dict[str, Path] = {}
     for lr in args.lr or [None]:
         name = "ft" if lr is None else f"ft-lr{lr:g}"
-        train(a, args.work / name, args.budget, ["--init", "default"] + ([] if lr is None else ["--lr", str(lr)]))
+        train(a, args.work / name, args.budget, args.steps, ["--init", "default"] + ([] if lr is None else ["--lr", str(lr)]))
         runs[name] = args.work / name
     if not args.no_scratch:
-        train(a, args.work / "scratch", args.budget, ["--preset", "wide"])
+        train(a, args.work / "scratch", args.budget, args.steps, ["--preset", "wide"])
         runs["scratch"] = args.work / "scratch"
 
     scores = args.work / "scores"

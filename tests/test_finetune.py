@@ -23,10 +23,18 @@ def test_configs_come_from_the_init_model_with_a_fine_tuning_schedule():
     mc, cfg = finetune_configs("default", None, {}, {"lr": 1e-3, "crop": 64})
     assert cfg.lr == 1e-3 and cfg.crop == 64
     # a preset names the network to grow into; its own lr, scaled
-    mc, cfg = finetune_configs("default", "eccv16", {}, {})
-    assert mc.arch == "eccv16" and cfg.lr == pytest.approx(PRESETS["eccv16"]["train"]["lr"] * FINETUNE_LR_SCALE)
+    mc, cfg = finetune_configs("default", "semantic", {}, {})
+    assert mc.encoder == PRESETS["semantic"]["model"]["encoder"] and cfg.preset == "semantic"
+    assert cfg.lr == pytest.approx(PRESETS["semantic"]["train"].get("lr", TrainConfig.lr) * FINETUNE_LR_SCALE)
+    # a network whose classes cannot hold the init model's is refused before any photo is read
+    with pytest.raises(ValueError, match="num_classes is 32, this run's 262"):
+        finetune_configs("default", "eccv16", {}, {})
     with pytest.raises(ValueError, match="unknown preset"):
         finetune_configs("default", "nope", {}, {})
+    with pytest.raises(ValueError, match="head is 'classification', this run's 'regression'"):
+        finetune_configs("default", "paper-regression", {}, {})
+    with pytest.raises(ValueError, match="ONNX file cannot be trained"):
+        finetune_configs("model.onnx", None, {}, {})
 
 
 def test_warm_up_is_short_and_the_peak_is_the_scaled_rate():

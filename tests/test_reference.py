@@ -169,3 +169,17 @@ def test_video_frames_follow_the_reference():
     for _ in range(3):  # through the temporal smoothing
         a, b = plain(frame), red(frame)
     assert mean_a_star(b) > mean_a_star(a) + 10
+
+
+def test_a_lab_model_follows_the_reference_too():
+    from colorunet.model import ColorUNetConfig, build_network
+    from colorunet.quantize import LAB_GRID_SIZE, ChromaHistogram, Quantizer
+    from colorunet.weights import ColorModel
+
+    rng = np.random.default_rng(0)
+    ab = rng.normal(0, 30, (5000, 2))
+    q = Quantizer.fit_in_gamut(ChromaHistogram.of(ab[:, 0], ab[:, 1], LAB_GRID_SIZE, "lab"))
+    cfg = ColorUNetConfig(widths=(8, 16, 32), color_space="lab", num_classes=q.num_classes, head="classification")
+    m = ColorModel(build_network(cfg).eval(), q)
+    img = Image.fromarray((rng.uniform(0, 1, (64, 64)) * 255).astype(np.uint8))
+    assert mean_a_star(colorize_full(img, m, reference=flat(RED)).image) > mean_a_star(colorize_full(img, m).image) + 10

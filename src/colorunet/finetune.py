@@ -46,6 +46,8 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
     from .training import TrainConfig
     from .weights import load_model
 
+    if str(init).lower().endswith(".onnx"):
+        raise ValueError(f"--init {init}: an exported ONNX file cannot be trained; give the .safetensors model or run folder it came from")
     init_model = load_model(init)
     own = dict(init_model.metadata.get("train_config") or {})
     own_preset = own.get("preset") if own.get("preset") in PRESETS else "paper"
@@ -61,4 +63,8 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
     train["warmup_steps"] = FINETUNE_WARMUP_STEPS
     train |= {k: v for k, v in train_overrides.items() if v is not None}
     train["init"] = init
-    return ColorUNetConfig(**model), TrainConfig(preset=base, **train)
+    model_config = ColorUNetConfig(**model)
+    for key in ("num_classes", "color_space", "head"):  # before any photo is read (the trainer checks again)
+        if getattr(model_config, key) != getattr(init_model.config, key):
+            raise ValueError(f"--init {init}: its {key} is {getattr(init_model.config, key)!r}, this run's {getattr(model_config, key)!r}")
+    return model_config, TrainConfig(preset=base, **train)
