@@ -6,7 +6,9 @@ Each photo (scaled to a short side of 256, as ``colorunet evaluate`` scores) goe
 through the network once; its class scores are then decoded several ways:
 the annealed mean at four temperatures; the annealed mean with its chroma shrunk
 by (1 − H)^γ, H the entropy of the pixel's distribution over log n; and a per-pixel
-temperature T + k·H. For each: rebalanced AuC, AuC, PSNR, colourfulness (and its
+temperature T + k·H. With ``--only calibrated``: the temperatures, each also with the
+distribution divided by w(b)^α, w the model's rebalancing weights (a calibrated prior:
+α = 1 undoes the rebalancing at decode time). For each: rebalanced AuC, AuC, PSNR, colourfulness (and its
 share of the originals') and invented colour, pooled as ``evaluate`` pools them.
 """
 
@@ -36,9 +38,18 @@ def normalised_entropy(scores: torch.Tensor) -> torch.Tensor:
     return -(p * p.clamp_min(1e-12).log()).sum(1, keepdim=True) / np.log(scores.shape[1])
 
 
-def candidates(centers: torch.Tensor):
+def candidates(centers: torch.Tensor, log_w: torch.Tensor, only: str | None = None):
     def expectation(p):
         return torch.einsum("bnhw,nc->bchw", p, centers)
+
+    if only == "calibrated":
+        for t in (0.38, 0.5, 0.7, 1.0):
+            yield f"T={t}", lambda s, t=t: expectation(annealed_distribution(s, t))
+            for a in (0.25, 0.5, 1.0):
+                # The rebalanced loss's optimum is p(b|x)·w(b), renormalised: dividing by w^α
+                # undoes a share α of the rebalancing at decode time (a calibrated prior).
+                yield f"T={t}, p / w^{a}", lambda s, t=t, a=a: expectation(annealed_distribution(s - a * log_w, t))
+        return
 
     for t in (0.38, 0.5, 0.7, 1.0):
         yield f"T={t}", lambda s, t=t: expectation(annealed_distribution(s, t))
@@ -54,9 +65,12 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--photos", type=Path, required=True)
     p.add_argument("--subset", choices=("all", "validation"), default="all")
+    p.add_argument("--only", choices=("calibrated",), help="only the temperatures and the calibrated-prior candidates")
     args = p.parse_args()
     m = get_model(args.model)
     centers = torch.from_numpy(m.quantizer.centers)
+    lam = (m.metadata.get("train_config") or {}).get("rebalance_lambda", 0.5)
+    log_w = torch.from_numpy(np.log(m.quantizer.rebalance_weights(lam))).float()[None, :, None, None]
     data = []
     for path in evaluation_photos(args.photos, args.subset):
         rgb, _ = to_float_rgb(scale_to_eval_size(open_image(path), DEFAULT_EVAL_SIZE))
@@ -65,7 +79,7 @@ def main() -> None:
     truth_colour = np.mean([colorfulness(t) for _, t in data])
     print(f"# {args.model} on {len(data)} photos of {args.photos} ({args.subset}); originals' colourfulness {truth_colour:.1f}")
     print(f"{'decode':<28}{'rebal. AuC':>11}{'AuC':>8}{'PSNR':>7}{'colourful':>11}{'invented %':>12}")
-    for name, decode in candidates(centers):
+    for name, decode in candidates(centers, log_w, args.only):
         curve, invented, colour, ps = AccuracyCurve(), [], [], []
         for pred, true in data:
             uv = F.interpolate(decode(pred.scores), size=pred.luma.shape, mode="bilinear", align_corners=False)[0].numpy()
