@@ -21,13 +21,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.color import rgb_to_lab  # noqa: E402
-from colorunet.decode import annealed_distribution  # noqa: E402
-from colorunet.evaluation import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size  # noqa: E402
-from colorunet.images import open_image, to_float_rgb, to_uint8  # noqa: E402
-from colorunet.metrics import AccuracyCurve, colorfulness, false_colour, psnr  # noqa: E402
-from colorunet.pipeline import get_model, predict  # noqa: E402
-from colorunet.working import recombine  # noqa: E402
+from colorunet.core.color import rgb_to_lab  # noqa: E402
+from colorunet.core.decode import annealed_distribution  # noqa: E402
+from colorunet.evaluation.evaluate import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size  # noqa: E402
+from colorunet.core.images import open_image, to_float_rgb, to_uint8  # noqa: E402
+from colorunet.evaluation.metrics import AccuracyCurve, colorfulness, false_colour, psnr  # noqa: E402
+from colorunet.inference.pipeline import get_model, predict  # noqa: E402
+from colorunet.inference.working import recombine  # noqa: E402
 
 
 def normalised_entropy(scores: torch.Tensor) -> torch.Tensor:

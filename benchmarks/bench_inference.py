@@ -45,14 +45,14 @@ def child(size: str, model: str, repeats: int, working_size: int, backend: str =
     import numpy as np
     from PIL import Image
 
-    from colorunet.allocator import reuse_freed_memory
-    from colorunet.images import save_image
+    from colorunet.apps.allocator import reuse_freed_memory
+    from colorunet.core.images import save_image
 
     reuse_freed_memory()  # as the colorunet command does first
     if backend == "onnx":
-        from colorunet.onnx_backend import colorize_full, load_onnx_model as get_model
+        from colorunet.inference.onnx_backend import colorize_full, load_onnx_model as get_model
     else:
-        from colorunet.pipeline import colorize_full, get_model
+        from colorunet.inference.pipeline import colorize_full, get_model
 
     w, h = (int(x) for x in size.split("x"))
     rng = np.random.default_rng(0)
@@ -99,9 +99,9 @@ NETWORK_CASES = [(size, batch) for size in (256, 512) for batch in (1, 16)]
 def make_nets(model_spec: str) -> dict:
     import torch
 
-    from colorunet.model import ColorUNet, ColorUNetConfig
-    from colorunet.model_eccv16 import ECCV16Net
-    from colorunet.pipeline import get_model
+    from colorunet.core.model import ColorUNet, ColorUNetConfig
+    from colorunet.core.model_eccv16 import ECCV16Net
+    from colorunet.inference.pipeline import get_model
 
     shipped = get_model(model_spec).config
     torch.manual_seed(0)  # the same weights in both child processes
@@ -138,9 +138,9 @@ def network_child(role: str, model_spec: str, budget_s: float) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from colorunet.allocator import reuse_freed_memory
-    from colorunet.hardware import inference_dtype
-    from colorunet.cpu_inference import cpu_inference_net
+    from colorunet.apps.allocator import reuse_freed_memory
+    from colorunet.core.hardware import inference_dtype
+    from colorunet.core.cpu_inference import cpu_inference_net
 
     out: dict = {"rows": {}}
     if role == "colorunet":

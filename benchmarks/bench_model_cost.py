@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.pipeline import colorize_full, default_sample, get_model  # noqa: E402
+from colorunet.inference.pipeline import colorize_full, default_sample, get_model  # noqa: E402
 
 
 def best_of(fn, repeats: int = 3) -> float:

@@ -25,7 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.pipeline import colorize_full, get_model
+from colorunet.inference.pipeline import colorize_full, get_model
 
 
 def main() -> None:
@@ -56,12 +56,12 @@ def main() -> None:
 
 
 def sweep_radii(folder: Path, radii: list[int]) -> None:
-    from colorunet import refine
-    from colorunet.color import rgb_to_lab
-    from colorunet.evaluation import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size
-    from colorunet.images import open_image, to_float_rgb, to_uint8
-    from colorunet.metrics import colorfulness, false_colour, stain_fraction
-    from colorunet.pipeline import predict, render
+    from colorunet.inference import refine
+    from colorunet.core.color import rgb_to_lab
+    from colorunet.evaluation.evaluate import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size
+    from colorunet.core.images import open_image, to_float_rgb, to_uint8
+    from colorunet.evaluation.metrics import colorfulness, false_colour, stain_fraction
+    from colorunet.inference.pipeline import predict, render
 
     model = get_model("default")
     photos = []

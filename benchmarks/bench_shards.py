@@ -27,10 +27,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.data import CropBatches, chroma_histogram, is_grayscale, load_photo  # noqa: E402
-from colorunet.images import find_images  # noqa: E402
-from colorunet.quantize import Quantizer  # noqa: E402
-from colorunet.shards import ShardPhotos, split_records, write_shards  # noqa: E402
+from colorunet.core.color import is_grayscale  # noqa: E402
+from colorunet.training.data import CropBatches, chroma_histogram, load_photo  # noqa: E402
+from colorunet.core.images import find_images  # noqa: E402
+from colorunet.core.quantize import Quantizer  # noqa: E402
+from colorunet.training.shards import ShardPhotos, split_records, write_shards  # noqa: E402
 
 
 def make_photos(folder: Path, n: int) -> Path:

@@ -4,7 +4,7 @@
     python benchmarks/bench_train.py --device cuda --crops 128 256 --presets paper wide
 
 Each configuration trains a fresh run for ``--steps`` steps on synthetic photos
-(or ``--photos DIR``) with ``colorunet.training.Trainer`` and reports the
+(or ``--photos DIR``) with ``colorunet.training.trainer.Trainer`` and reports the
 images/s of the steps after the first ``--warmup`` (so start-up and first-call
 costs are not counted). Each runs in a fresh process, one after the other in
 this one run on one machine, so their ratios are comparable; absolute numbers
@@ -34,7 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.training import Trainer, resolve_configs  # noqa: E402
+from colorunet.training.trainer import Trainer, resolve_configs  # noqa: E402
 
 
 def make_photos(folder: Path, n: int = 24, size: tuple[int, int] = (384, 512)) -> Path:
@@ -59,7 +59,7 @@ def measure(photos: Path, work: Path, preset: str, crop: int, precision: str, de
 
 
 def child(photos: str, work: str, preset: str, crop: int, precision: str, device: str, steps: int, warmup: int, batch: int, workers: int) -> float:
-    from colorunet.allocator import reuse_freed_memory
+    from colorunet.apps.allocator import reuse_freed_memory
 
     if precision != "fp32-naive":
         reuse_freed_memory()  # as the colorunet command does first

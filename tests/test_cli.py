@@ -9,8 +9,8 @@ import pytest
 from conftest import synthetic_photo
 from PIL import Image
 
-from colorunet.color import rgb_to_luma
-from colorunet.pipeline import default_sample
+from colorunet.core.color import rgb_to_luma
+from colorunet.inference.pipeline import default_sample
 
 pytestmark = pytest.mark.slow  # every test here runs the real command in a subprocess
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorunet.compare import Contender, best_rows
-from colorunet.quantize import LAB_NUM_CLASSES, ChromaHistogram, Quantizer, cell_centers, in_gamut_cells
+from colorunet.apps.compare import Contender, best_rows
+from colorunet.core.quantize import LAB_NUM_CLASSES, ChromaHistogram, Quantizer, cell_centers, in_gamut_cells
 
 
 def test_in_gamut_bins_of_the_lab_grid():
@@ -39,7 +39,7 @@ def test_in_gamut_bins_of_the_lab_grid():
 
 
 def test_lab_quantiser_fit_and_round_trip():
-    from colorunet.color import lab_to_rgb, rgb_to_lab, to_lightness_chroma
+    from colorunet.core.color import lab_to_rgb, rgb_to_lab, to_lightness_chroma
 
     rng = np.random.default_rng(1)
     rgb = rng.uniform(0, 1, (64, 64, 3))
@@ -104,7 +104,7 @@ def test_compare_end_to_end(photo_dir, tmp_path):
 
 
 def test_temperatures_are_checked_before_any_training():
-    from colorunet.compare import parse_temperatures
+    from colorunet.apps.compare import parse_temperatures
 
     assert parse_temperatures("0.38,1") == (0.38, 1.0)
     for bad in ("1e-40", "nan", "inf", "0"):

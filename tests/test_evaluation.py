@@ -7,7 +7,7 @@ import pytest
 from conftest import learnable_photo
 from PIL import Image
 
-from colorunet.evaluation import evaluate, evaluation_photos
+from colorunet.evaluation.evaluate import evaluate, evaluation_photos
 
 
 @pytest.mark.slow
@@ -76,7 +76,7 @@ def test_photos_are_scored_at_the_eval_size(tmp_path):
 
 
 def test_false_colour_is_zero_for_grey_and_counts_vivid_paint_on_neutral_pixels(tmp_path):
-    from colorunet.metrics import false_colour
+    from colorunet.evaluation.metrics import false_colour
 
     grey_wall = np.full((20, 30, 3), 0.5)
     grey_wall[:, 20:] = [0.8, 0.2, 0.2]  # a third of the photo is red: 2/3 neutral
@@ -84,7 +84,7 @@ def test_false_colour_is_zero_for_grey_and_counts_vivid_paint_on_neutral_pixels(
     ev = evaluate(evaluation_photos(tmp_path), "gray", progress=False)
     assert ev.metrics["false_colour"] == 0 and ev.metrics["false_colour_photos"] == 1
     # by hand: paint 60 of the 400 neutral pixels blue (|ab| ≈ 40): 15 %
-    from colorunet.color import rgb_to_lab
+    from colorunet.core.color import rgb_to_lab
 
     pred = grey_wall.copy()
     pred[:6, :10] = [0.3, 0.4, 0.8]
@@ -96,7 +96,7 @@ def test_false_colour_is_zero_for_grey_and_counts_vivid_paint_on_neutral_pixels(
 
 
 def test_mean_colour_baseline_is_one_constant_chroma(tmp_path):
-    from colorunet.color import rgb_to_yuv
+    from colorunet.core.color import rgb_to_yuv
 
     rng = np.random.default_rng(1)
     for i in range(2):

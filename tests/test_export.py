@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from colorunet.errors import ColorunetError
-from colorunet.export import export_onnx
-from colorunet.pipeline import default_sample, get_model
+from colorunet.core.errors import ColorunetError
+from colorunet.apps.export import export_onnx
+from colorunet.inference.pipeline import default_sample, get_model
 
 
 def test_export_matches_pytorch_and_carries_the_decoder(tmp_path, tiny_run):
@@ -31,7 +31,7 @@ def test_export_matches_pytorch_and_carries_the_decoder(tmp_path, tiny_run):
 
 
 def test_a_mismatch_is_refused_and_nothing_written(tmp_path, tiny_run, monkeypatch):
-    import colorunet.export as ex
+    import colorunet.apps.export as ex
 
     monkeypatch.setattr(ex, "TOLERANCE", 0.0)  # any float difference now counts as a mismatch
     with pytest.raises(ColorunetError, match="differs from PyTorch"):
@@ -51,7 +51,7 @@ def test_export_cli(tmp_path):
 
 
 def test_shipped_onnx_is_the_shipped_model():
-    from colorunet.onnx_backend import DEFAULT_ONNX, load_onnx_model
+    from colorunet.inference.onnx_backend import DEFAULT_ONNX, load_onnx_model
 
     m = get_model("default")
     o = load_onnx_model("default")
@@ -64,7 +64,7 @@ def test_shipped_onnx_is_the_shipped_model():
 
 
 def test_numpy_decode_matches_torch_decode():
-    from colorunet.decode import confidence_maps, confidence_maps_np, decode_chroma, decode_chroma_np
+    from colorunet.core.decode import confidence_maps, confidence_maps_np, decode_chroma, decode_chroma_np
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (2, 12, 5, 7)).astype(np.float32)
@@ -79,7 +79,7 @@ def test_numpy_decode_matches_torch_decode():
 
 def _colorize_in_fresh_python(args, env=None):
     """The real CLI in a new interpreter; reports whether torch was imported."""
-    code = ("import sys, json; from colorunet.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys, json; from colorunet.apps.cli import main; rc = main(sys.argv[1:]); "
             "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules}))")
     r = subprocess.run([sys.executable, "-c", code, "colorize", *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
     return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorunet import open_photos
-from colorunet.open_photos import Source, embedded_jpegs, encode_photo, gather
-from colorunet.photo_filters import DuplicateIndex, perceptual_hash, photo_problem, top_colour_share
-from colorunet.rcc import RccError, iter_rcc
+from colorunet.datasets import open_photos
+from colorunet.datasets.open_photos import Source, embedded_jpegs, encode_photo, gather
+from colorunet.datasets.photo_filters import DuplicateIndex, perceptual_hash, photo_problem, top_colour_share
+from colorunet.datasets.rcc import RccError, iter_rcc
 
 from conftest import learnable_photo, synthetic_photo
 

@@ -15,12 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from colorunet.checkpoint import list_checkpoints
-from colorunet.data import CropBatches, chroma_histogram, load_photo, prior_sample
-from colorunet.quantize import Quantizer
-from colorunet.shards import ShardPhotos, decode_some, index_tars, split_records, write_shards
-from colorunet.training import Trainer, resolve_configs, weights_digest
-from colorunet.weights import load_model
+from colorunet.training.checkpoint import list_checkpoints
+from colorunet.training.data import CropBatches, chroma_histogram, load_photo, prior_sample
+from colorunet.core.quantize import Quantizer
+from colorunet.training.shards import ShardPhotos, decode_some, index_tars, split_records, write_shards
+from colorunet.training.trainer import Trainer, resolve_configs, weights_digest
+from colorunet.core.weights import load_model
 
 from conftest import learnable_photo
 
@@ -63,7 +63,7 @@ def test_shards_round_trip_same_photos_same_order(photo_dir, tmp_path):
 
 
 def test_split_of_shards_matches_the_folder_split(photo_dir, tmp_path):
-    from colorunet.data import split_paths
+    from colorunet.core.splits import split_paths
 
     write_shards(photo_dir, tmp_path / "s", shard_size=4, progress=False)
     paths = sorted(photo_dir.rglob("*.png"))

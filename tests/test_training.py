@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from colorunet.checkpoint import list_checkpoints, load_latest_checkpoint
-from colorunet.data import CropBatches, load_photos
-from colorunet.losses import rebalanced_cross_entropy
-from colorunet.training import Trainer, learning_rate, resolve_configs
-from colorunet.weights import load_model
+from colorunet.training.checkpoint import list_checkpoints, load_latest_checkpoint
+from colorunet.training.data import CropBatches, load_photos
+from colorunet.training.losses import rebalanced_cross_entropy
+from colorunet.training.trainer import Trainer, learning_rate, resolve_configs
+from colorunet.core.weights import load_model
 
 
 def _train(photo_dir, out, resume=False, **overrides):

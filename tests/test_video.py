@@ -11,7 +11,7 @@ import torch
 from conftest import learnable_photo
 from PIL import Image
 
-from colorunet.video import (
+from colorunet.apps.video import (
     FrameColorizer,
     TemporalSmoother,
     flicker,
@@ -57,7 +57,7 @@ def test_flicker_metric():
     still = [np.full((8, 8, 3), 120, np.uint8)] * 3
     assert flicker(iter(still)) == 0
     # same luma, chroma alternating: red-ish / blue-ish greys of equal Y
-    from colorunet.color import yuv_to_rgb
+    from colorunet.core.color import yuv_to_rgb
 
     f1 = (np.clip(yuv_to_rgb(np.array([0.5, 0.05, 0.05])), 0, 1) * 255).round().astype(np.uint8)
     f2 = (np.clip(yuv_to_rgb(np.array([0.5, -0.05, -0.05])), 0, 1) * 255).round().astype(np.uint8)
@@ -113,7 +113,7 @@ def test_video_cli_keeps_timing_size_and_audio(clip, tmp_path):
 
 
 def test_interrupted_video_leaves_no_output(clip, tmp_path, monkeypatch):
-    from colorunet import video
+    from colorunet.apps import video
 
     calls = {"n": 0}
     real = FrameColorizer.__call__
@@ -176,7 +176,7 @@ def _textured(rng, h, w, mean, spread):
 
 def _shots_found(frames) -> tuple[list[int], int]:
     """The frames where smoothing restarts, and how many shot changes were counted."""
-    from colorunet.video import ShotDetector
+    from colorunet.apps.video import ShotDetector
 
     det = ShotDetector()
     return [i for i, f in enumerate(frames) if det.new_shot(luma_histogram(f))], det.shots

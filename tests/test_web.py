@@ -17,9 +17,9 @@ from PIL import Image
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from colorunet.color import rgb_to_luma  # noqa: E402
-from colorunet.pipeline import default_sample  # noqa: E402
-from colorunet.web import app as web  # noqa: E402
+from colorunet.core.color import rgb_to_luma  # noqa: E402
+from colorunet.inference.pipeline import default_sample  # noqa: E402
+from colorunet.apps.web import app as web  # noqa: E402
 
 from conftest import synthetic_photo  # noqa: E402
 
@@ -192,7 +192,7 @@ def test_real_server_on_loopback(server):
 def test_serve_binds_loopback_by_default_and_warns_otherwise(monkeypatch, capsys):
     import uvicorn
 
-    from colorunet.cli import main
+    from colorunet.apps.cli import main
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: calls.append((host, port)))

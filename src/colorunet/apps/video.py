@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .atomic import atomic_path
-from .errors import ColorunetError
-from .images import find_images, open_image, save_image
-from .pipeline import DEFAULT_WORKING_SIZE, ModelLike, get_model, predict, render
-from .values import check_number
+from ..core.atomic import atomic_path
+from ..core.errors import ColorunetError
+from ..core.images import find_images, open_image, save_image
+from ..inference.pipeline import DEFAULT_WORKING_SIZE, ModelLike, get_model, predict, render
+from ..core.values import check_number
 
 #: The paper's window (frames before the current one) and decay.
 DEFAULT_WINDOW = 20
@@ -381,7 +381,7 @@ def flicker(frames: Iterator[np.ndarray], static_luma: float = 2 / 255) -> float
     A pixel is static between two frames when its luminance changed by less than
     ``static_luma``: there, any change of colour is flicker. Returned ×1000.
     """
-    from .color import rgb_to_yuv
+    from ..core.color import rgb_to_yuv
 
     total, count, prev = 0.0, 0, None
     for f in frames:

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import rgb_to_yuv
-from .errors import ColorunetError
-from .values import ValueRangeError, check_number
+from ..core.color import rgb_to_yuv
+from ..core.errors import ColorunetError
+from ..core.values import ValueRangeError, check_number
 
 #: Share of each colour class's core pixels, the most confident ones, used as seeds by ``refine``.
 SEED_FRACTION = 0.3

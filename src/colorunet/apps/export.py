@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
-from .errors import ColorunetError
-from .pipeline import get_model
-from .working import pad_to_multiple, read_luma, working_luma
+from ..core.atomic import atomic_path
+from ..core.errors import ColorunetError
+from ..inference.pipeline import get_model
+from ..inference.working import pad_to_multiple, read_luma, working_luma
 
 #: Largest |ONNX − PyTorch| accepted on the check inputs (fp32 both sides).
 TOLERANCE = 1e-3

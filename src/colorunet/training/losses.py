@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .quantize import cell_size
+from ..core.quantize import cell_size
 
 #: Zhang et al. soft-encode each colour over its 5 nearest bins...
 SOFT_K = 5

@@ -13,70 +13,21 @@ targets stay clean, so the network learns to look through film grain).
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .color import rgb_to_yuv, to_lightness_chroma
-from .images import ImageError, find_images, open_image
-from .quantize import ChromaHistogram, Quantizer
+from ..core.color import is_grayscale, to_lightness_chroma
+from ..core.images import ImageError, find_images, open_image
+from ..core.quantize import ChromaHistogram, Quantizer
 
-#: A photo whose 99th-percentile chroma magnitude is below this is treated as grey
-#: (≈ 5 levels of 255): learning from it would teach the network that grey is right.
-GRAY_CHROMA_THRESHOLD = 0.02
 #: Standard deviations of the Gaussian noise added to the grey input, one drawn per crop.
 NOISE_LEVELS = (0.0, 0.01, 0.02, 0.04)
-
-
-def is_grayscale(rgb: np.ndarray) -> bool:
-    """True for photos with (almost) no chroma: true greyscale, or colour files of a B/W photo."""
-    yuv = rgb_to_yuv(rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb)
-    chroma = np.hypot(yuv[..., 1], yuv[..., 2])
-    return float(np.percentile(chroma, 99)) < GRAY_CHROMA_THRESHOLD
-
-
-def split_paths(paths: list[Path], root: Path, val_fraction: float) -> tuple[list[Path], list[Path]]:
-    """Deterministic train/validation split by a hash of each photo's relative path.
-
-    A photo stays on its side of the split when others are added or removed, so a
-    validation photo never leaks into training when the folder grows. The
-    extension is left out of the hash: a copy re-encoded as JPEG (a packed copy
-    of the folder, say) splits the same way.
-    """
-    return split_by_name(paths, [p.relative_to(root).as_posix() for p in paths], val_fraction)
-
-
-def split_by_name(items: list, names: list[str], val_fraction: float) -> tuple[list, list]:
-    """``items`` split by ``is_validation`` of their relative names (folders and tar shards alike).
-
-    The rule is the hash alone, with no fallback for small sets: a rule such as
-    "take the last photo when none hashes to validation" would move that photo
-    into training as soon as another photo is added. A folder too small for any
-    photo to hash to validation simply has no validation photos.
-    """
-    flags = [is_validation(n, val_fraction) for n in names]
-    train = [x for x, v in zip(items, flags) if not v]
-    val = [x for x, v in zip(items, flags) if v]
-    return train, val
-
-
-def is_validation(relative_name: str, val_fraction: float) -> bool:
-    """Whether the photo with this relative path (posix, extension ignored) is held out.
-
-    The same rule serves folders and tar shards (which record each photo's path
-    relative to the folder they were made from), so both split a corpus alike.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"validation fraction must be in [0, 1), got {val_fraction}")
-    stem = PurePosixPath(relative_name).with_suffix("").as_posix()
-    h = hashlib.sha256(stem.encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2**64 < val_fraction
 
 
 def load_photo(path: Path | bytes, load_size: int, min_size: int = 0, name: str | None = None) -> np.ndarray:

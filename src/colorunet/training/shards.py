@@ -33,10 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, write_text_atomic
-from .data import is_grayscale, load_photo, split_by_name
-from .errors import ColorunetError
-from .images import ImageError, find_images
+from ..core.atomic import atomic_path, write_text_atomic
+from ..core.color import is_grayscale
+from ..core.splits import split_by_name
+from .data import load_photo
+from ..core.errors import ColorunetError
+from ..core.images import ImageError, find_images
 
 INDEX_FILENAME = "shards.json"
 INDEX_FORMAT = "colorunet-shards"
@@ -145,7 +147,7 @@ def _shrunk(data: bytes, name: str, short_side: int, ext: str) -> tuple[bytes, s
     """The photo at ``short_side`` as a JPEG, or unchanged if it is no larger."""
     from PIL import Image
 
-    from .images import open_image
+    from ..core.images import open_image
 
     img = open_image(data, name=name, draft_short_side=short_side)
     w, h = img.size
@@ -162,7 +164,7 @@ def _shrunk(data: bytes, name: str, short_side: int, ext: str) -> tuple[bytes, s
 
 def _index_one_tar(path: str, url: str, names: list[str] | None = None) -> dict:
     """Offsets and sizes of the image members of one tar (names: from .json members, or given)."""
-    from .images import IMAGE_EXTENSIONS
+    from ..core.images import IMAGE_EXTENSIONS
 
     offsets, sizes, keys, paths = [], [], [], {}
     with _open_binary(path) as f, tarfile.open(fileobj=f, mode="r:") as tar:

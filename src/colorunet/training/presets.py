@@ -7,7 +7,7 @@ line wins over it. ``paper`` is ColorUNet as published (arXiv 1811.03120): width
 
 from __future__ import annotations
 
-from .quantize import LAB_NUM_CLASSES
+from ..core.quantize import LAB_NUM_CLASSES
 
 PRESETS: dict[str, dict[str, dict]] = {
     "paper": {

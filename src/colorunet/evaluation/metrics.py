@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import rgb_to_lab
-from .quantize import LAB_GRID_SIZE, cell_index, cell_size, smooth_grid
+from ..core.color import rgb_to_lab
+from ..core.quantize import LAB_GRID_SIZE, cell_index, cell_size, smooth_grid
 
 #: Thresholds of the accuracy curve, in Lab ab units (Zhang et al.: 0 to 150).
 AUC_THRESHOLDS = np.arange(0, 151)
@@ -39,7 +39,7 @@ PRIOR_SIGMA_AB = 5.0
 #: saw would otherwise outweigh whole photos.
 PRIOR_FLOOR = 1e-4
 #: The shipped evaluation prior (``scripts/make_eval_prior.py``).
-EVAL_PRIOR_PATH = Path(__file__).parent / "assets" / "eval_ab_prior.npy"
+EVAL_PRIOR_PATH = Path(__file__).parents[1] / "assets" / "eval_ab_prior.npy"
 #: Invented colour: a pixel is truly neutral below NEUTRAL_AB, painted vivid above VIVID_AB
 #: (Lab |ab|); photos with fewer than MIN_NEUTRAL_SHARE neutral pixels have no score.
 NEUTRAL_AB = 6.0
@@ -144,7 +144,7 @@ def ssim(pred_rgb: np.ndarray, true_rgb: np.ndarray) -> float:
     try:
         from skimage.metrics import structural_similarity
     except ImportError:
-        from .errors import ColorunetError
+        from ..core.errors import ColorunetError
 
         raise ColorunetError("SSIM needs the 'eval' extra: pip install 'colorunet[eval]'") from None
 
@@ -174,7 +174,7 @@ def stain_fraction(rgb: np.ndarray) -> float:
     """
     from PIL import Image
 
-    from .color import rgb_to_yuv
+    from ..core.color import rgb_to_yuv
 
     img = Image.fromarray(np.clip(np.asarray(rgb) * 255 + 0.5, 0, 255).astype(np.uint8))
     s = STAIN_SIZE / min(img.size)

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path
-from .errors import ColorunetError
+from ..core.atomic import atomic_path
+from ..core.errors import ColorunetError
 from .photo_filters import DuplicateIndex, flatten_alpha, perceptual_hash, photo_problem
 from .rcc import iter_rcc
 

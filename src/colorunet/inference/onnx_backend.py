@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps_np, decode_chroma_np, softmax_np
-from .errors import ColorunetError
-from .values import ValueRangeError, check_number, check_temperature
+from ..core.decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps_np, decode_chroma_np, softmax_np
+from ..core.errors import ColorunetError
+from ..core.values import ValueRangeError, check_number, check_temperature
 from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike, pad_to_multiple, read_luma, recombine, working_luma
 
 #: The shipped model, exported (kept equal to assets/default.safetensors by the tests).
-DEFAULT_ONNX = Path(__file__).parent / "assets" / "default.onnx"
+DEFAULT_ONNX = Path(__file__).parents[1] / "assets" / "default.onnx"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .data import is_grayscale
+from ..core.color import is_grayscale
 
 #: A drawing has large areas of a few exact colours: if the 16 most frequent
 #: exact RGB values cover more than this share of the (opaque) pixels, it is a
@@ -75,7 +75,7 @@ def perceptual_hash(img: Image.Image) -> int:
     try:
         import imagehash
     except ImportError:
-        from .errors import ColorunetError
+        from ..core.errors import ColorunetError
 
         raise ColorunetError("near-duplicate detection needs the 'data' extra: pip install 'colorunet[data]'") from None
     bits = imagehash.phash(img.convert("RGB")).hash.ravel()

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path, write_text_atomic
-from .color import luma_chroma_to_rgb, rgb_to_lab, rgb_to_luma
-from .data import is_grayscale, split_paths
-from .images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
+from ..core.atomic import atomic_path, write_text_atomic
+from ..core.color import is_grayscale, luma_chroma_to_rgb, rgb_to_lab, rgb_to_luma
+from ..core.splits import split_paths
+from ..core.images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
 from .metrics import AUC_THRESHOLDS, AccuracyCurve, auc_of_errors, colorfulness, false_colour, psnr, ssim, stain_fraction
-from .pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
+from ..inference.pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 
 #: Model names that are baselines rather than networks: "gray" (no colour) and
 #: "mean-colour" (every pixel gets the mean chroma of the shipped model's training
@@ -270,7 +270,7 @@ def plot_curves(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        from .errors import ColorunetError
+        from ..core.errors import ColorunetError
 
         raise ColorunetError("the report's plot needs the 'eval' extra: pip install 'colorunet[eval]'") from None
     matplotlib.use("Agg")

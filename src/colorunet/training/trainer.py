@@ -22,17 +22,18 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .atomic import OutputError, write_text_atomic
+from ..core.atomic import OutputError, write_text_atomic
 from .checkpoint import CheckpointError, list_checkpoints, load_latest_checkpoint, save_checkpoint
 from . import distributed
-from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, split_paths, validation_batch
+from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, validation_batch
 from .losses import SOFT_K, SOFT_SIGMA_CELLS, rebalanced_cross_entropy, regression_loss, soft_encode, soft_rebalanced_cross_entropy
-from .hardware import pick_device, pick_dtype
-from .model import ColorUNetConfig, build_network, count_parameters
+from ..core.hardware import pick_device, pick_dtype
+from ..core.model import ColorUNetConfig, build_network, count_parameters
 from .presets import PRESETS
-from .quantize import GRID_SIZE, LAB_GRID_SIZE, Quantizer
+from ..core.splits import split_paths
+from ..core.quantize import GRID_SIZE, LAB_GRID_SIZE, Quantizer
 from .shards import ShardPhotos, decode_some, is_shard_source, is_url, split_records
-from .weights import MODEL_FILENAME, save_model
+from ..core.weights import MODEL_FILENAME, save_model
 
 CONFIG_FILENAME = "config.json"
 LOG_FILENAME = "log.csv"
@@ -491,7 +492,7 @@ class Trainer:
 
     def _init_model(self):
         """The model ``--init`` names, checked to fit this run's network (same classes, colour space, head)."""
-        from .weights import load_model
+        from ..core.weights import load_model
 
         m = load_model(self.cfg.init)
         mine, theirs = self.model_config, m.config

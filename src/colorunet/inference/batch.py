@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ColorunetError
-from .images import FORMATS, IMAGE_EXTENSIONS, find_images, output_format, save_image
+from ..core.errors import ColorunetError
+from ..core.images import FORMATS, IMAGE_EXTENSIONS, find_images, output_format, save_image
 
 #: Suffix of a result written beside its input when no output is given.
 DEFAULT_SUFFIX = "_color"
@@ -146,7 +146,7 @@ def run_jobs(
 
     from tqdm import tqdm
 
-    from .images import open_image
+    from ..core.images import open_image
     from .working import confidence_image
 
     report = BatchReport()

@@ -14,8 +14,8 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
-from .color import from_lightness_chroma, lightness_of
-from .images import ImageError, float_rgb, open_image, stored_pixels, to_uint8
+from ..core.color import from_lightness_chroma, lightness_of
+from ..core.images import ImageError, float_rgb, open_image, stored_pixels, to_uint8
 
 #: Short side (pixels) at which the network runs; larger photos are scaled down for it.
 DEFAULT_WORKING_SIZE = 256

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .decode import check_decode_options, confidence_maps, decode_chroma
+from ..core.decode import check_decode_options, confidence_maps, decode_chroma
 from .refine import Hints
-from .weights import ColorModel, load_model
+from ..core.weights import ColorModel, load_model
 from .working import DEFAULT_WORKING_SIZE, Colorization, confidence_image, ImageLike, pad_to_multiple, read_luma, recombine, working_luma, working_shape  # noqa: F401 (re-exported)
 
 ModelLike = Union[ColorModel, str, os.PathLike, None]
@@ -203,4 +203,4 @@ def colorize(
 
 def default_sample() -> Path:
     """The black-and-white photo shipped with the package (scikit-image's "camera", CC0)."""
-    return Path(__file__).parent / "assets" / "samples" / "camera.png"
+    return Path(__file__).parents[1] / "assets" / "samples" / "camera.png"

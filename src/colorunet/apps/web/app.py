@@ -45,11 +45,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
-from ..decode import MODES
-from ..images import PNG_COMPRESS_LEVEL, ImageError, ImageTooLarge, open_image
-from ..pipeline import DEFAULT_WORKING_SIZE, Prediction, check_refine_options, confidence_image, get_model, predict, render
-from ..refine import HintError, Hints, parse_hints_json
-from ..values import MAX_TEMPERATURE, MIN_TEMPERATURE, ValueRangeError, check_temperature
+from ...core.decode import MODES
+from ...core.images import PNG_COMPRESS_LEVEL, ImageError, ImageTooLarge, open_image
+from ...inference.pipeline import DEFAULT_WORKING_SIZE, Prediction, check_refine_options, confidence_image, get_model, predict, render
+from ...inference.refine import HintError, Hints, parse_hints_json
+from ...core.values import MAX_TEMPERATURE, MIN_TEMPERATURE, ValueRangeError, check_temperature
 
 STATIC = Path(__file__).parent / "static"
 RETRY_AFTER_S = 5
@@ -360,6 +360,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ... import __version__
 
     return __version__

@@ -31,7 +31,7 @@ FORMAT_VERSION = "1"
 #: File name of the final weights inside a run directory.
 MODEL_FILENAME = "model.safetensors"
 
-_ASSETS = Path(__file__).parent / "assets"
+_ASSETS = Path(__file__).parents[1] / "assets"
 #: Models shipped inside the package: name -> (file, SHA-256). See assets/MODEL_CARD.md.
 _MODELS = {
     "default": ("default.safetensors", "10be6183be9c785af75b86f25b0db0eb4cbcdd8c9a6d62d521dfa7a6bc10c2e3"),

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_path, write_text_atomic
-from .evaluation import DEFAULT_EVAL_SIZE, evaluate, evaluation_photos
-from .training import Trainer, resolve_configs
+from ..core.atomic import atomic_path, write_text_atomic
+from ..evaluation.evaluate import DEFAULT_EVAL_SIZE, evaluate, evaluation_photos
+from ..training.trainer import Trainer, resolve_configs
 
 #: The default field: the paper, its L2 twin, Zhang et al.'s network, and the paper
 #: without rebalancing (λ = 1) and without its augmentation.
@@ -113,7 +113,7 @@ def inference_ms(model_spec: str, size: int = 256, repeats: int = 20) -> float:
     where it pays off). The minimum, not the median: on a shared machine, noise only ever adds time."""
     import numpy as np
 
-    from .pipeline import get_model, predict_scores
+    from ..inference.pipeline import get_model, predict_scores
 
     m = get_model(model_spec)
     small = np.random.default_rng(0).uniform(0, 1, (size, size)).astype(np.float32)
@@ -280,7 +280,7 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
         ts = tuple(float(t) for t in text.split(","))
     except ValueError:
         raise ValueError(f"--temperatures: expected comma-separated numbers, got {text!r}") from None
-    from .values import check_temperature
+    from ..core.values import check_temperature
 
     # the range colorize accepts: a temperature it refuses would fail only after all the training
     return tuple(check_temperature(t, "--temperatures") for t in ts)

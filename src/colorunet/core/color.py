@@ -182,3 +182,15 @@ def from_lightness_chroma(light: np.ndarray, c1: np.ndarray, c2: np.ndarray, spa
     if space == "yuv":
         return luma_chroma_to_rgb(light, c1, c2)
     return lab_to_rgb(np.stack([np.asarray(light, np.float64) * 100, c1, c2], axis=-1)).astype(np.float32)
+
+
+#: A photo whose 99th-percentile chroma magnitude is below this is treated as grey
+#: (≈ 5 levels of 255): learning from it would teach the network that grey is right.
+GRAY_CHROMA_THRESHOLD = 0.02
+
+
+def is_grayscale(rgb: np.ndarray) -> bool:
+    """True for photos with (almost) no chroma: true greyscale, or colour files of a B/W photo."""
+    yuv = rgb_to_yuv(rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb)
+    chroma = np.hypot(yuv[..., 1], yuv[..., 2])
+    return float(np.percentile(chroma, 99)) < GRAY_CHROMA_THRESHOLD

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 EXIT_FAILED_ITEMS = 1
 EXIT_USAGE = 2
@@ -24,7 +24,7 @@ def _number(low: float | None = None, high: float | None = None, *, low_open: bo
     """An argparse type: a finite number (a whole one with ``integer``) in [low, high] (``values.check_number``)."""
 
     def convert(text: str):
-        from .values import ValueRangeError, check_number
+        from ..core.values import ValueRangeError, check_number
 
         try:
             value = int(text) if integer else float(text)
@@ -239,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from .batch import plan_jobs, run_jobs
-    from .working import DEFAULT_WORKING_SIZE
+    from ..inference.batch import plan_jobs, run_jobs
+    from ..inference.working import DEFAULT_WORKING_SIZE
 
     backend = args.backend or ("onnx" if str(args.model).lower().endswith(".onnx") else "torch")
     if backend == "onnx" and (args.refine or args.hints):
@@ -249,7 +249,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     working_size = args.working_size or DEFAULT_WORKING_SIZE
     hints = None
     if args.hints is not None:
-        from .refine import load_hints
+        from ..inference.refine import load_hints
 
         hints = load_hints(args.hints)
     jobs, problems = plan_jobs(args.inputs, args.output, args.format, confidence=args.confidence)
@@ -258,14 +258,14 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if not jobs:
         return EXIT_USAGE if problems else 0
     if backend == "onnx":  # ONNX Runtime, and no import of torch at all
-        from .onnx_backend import colorize_full as onnx_colorize, load_onnx_model
+        from ..inference.onnx_backend import colorize_full as onnx_colorize, load_onnx_model
 
         onnx_model = load_onnx_model(args.model)
 
         def colorize_one(image):
             return onnx_colorize(image, onnx_model, temperature, args.mode, working_size, confidence=args.confidence)
     else:
-        from .pipeline import check_refine_options, colorize_full, get_model
+        from ..inference.pipeline import check_refine_options, colorize_full, get_model
 
         model = get_model(args.model)
         if args.refine or hints:
@@ -292,7 +292,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training import Trainer, resolve_configs
+    from ..training.trainer import Trainer, resolve_configs
 
     widths = None
     if args.widths:
@@ -324,8 +324,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluation import DEFAULT_EVAL_SIZE, evaluate, evaluation_photos
-    from .pipeline import DEFAULT_WORKING_SIZE
+    from ..evaluation.evaluate import DEFAULT_EVAL_SIZE, evaluate, evaluation_photos
+    from ..inference.pipeline import DEFAULT_WORKING_SIZE
 
     photos = evaluation_photos(args.photos, args.subset, args.val_fraction)
     ev = evaluate(
@@ -348,7 +348,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from .pipeline import DEFAULT_WORKING_SIZE
+    from ..inference.pipeline import DEFAULT_WORKING_SIZE
     from .video import DEFAULT_CUT_THRESHOLD, DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, VideoError, check_codec, colorize_frames, colorize_video
 
     src, dst = args.input, args.output
@@ -402,7 +402,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_open_photos(args: argparse.Namespace) -> int:
-    from .open_photos import SOURCES, gather
+    from ..datasets.open_photos import SOURCES, gather
 
     sources = SOURCES
     if args.sources:
@@ -431,7 +431,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
-    from .shards import write_shards
+    from ..training.shards import write_shards
 
     index = write_shards(args.src, args.out, args.shard_size, args.seed, args.short_side, progress=not args.quiet)
     print(f"colorunet: {index['photos']} photos in {len(index['shards'])} shard(s) in {args.out}; index: {args.out / 'shards.json'}", file=sys.stderr)
@@ -441,7 +441,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .shards import index_tars
+    from ..training.shards import index_tars
 
     index = index_tars(args.tars, args.output)
     print(f"colorunet: {index['photos']} photos in {len(index['shards'])} shard(s); index: {args.output}", file=sys.stderr)
@@ -450,7 +450,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
-    from .pipeline import default_sample
+    from ..inference.pipeline import default_sample
 
     photos = args.check if args.check else [default_sample()]
     r = export_onnx(args.model, args.onnx, photos)
@@ -462,7 +462,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    from .pipeline import get_model
+    from ..inference.pipeline import get_model
 
     m = get_model(args.model)
     info = {
@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .allocator import reuse_freed_memory
-    from .errors import ColorunetError
+    from ..core.errors import ColorunetError
 
     reuse_freed_memory()  # before the first tensor: page faults cost more than the network (allocator.py)
 

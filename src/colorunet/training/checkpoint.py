@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_path, write_text_atomic
-from .checksum import sha256_of
-from .errors import ColorunetError
+from ..core.atomic import atomic_path, write_text_atomic
+from ..core.checksum import sha256_of
+from ..core.errors import ColorunetError
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{9})\.pt$")
