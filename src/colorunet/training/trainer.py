@@ -230,8 +230,77 @@ class Trainer:
         return path
 
     def _run(self, world: distributed.World, resume: bool, resume_overrides: dict[str, Any] | None) -> Path:
+        """The loop, as nanoGPT's train.py reads: set up, then step, validate, log and checkpoint until the end."""
         out = self.out_dir
-        device = distributed.init(world, pick_device(self.cfg.device))
+        existing = self._adopt_run(world, resume, resume_overrides)
+        s = self._set_up(world, existing)
+        cfg = self.cfg
+        logger = _CsvLog(out / LOG_FILENAME, s.start) if world.is_main else None
+        if s.start >= s.total:
+            self.log(f"colorunet: run already at step {s.start} of {s.total}; nothing to do")
+            return out / MODEL_FILENAME
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=None if cfg.time_budget_s else s.total, initial=s.start, desc="training", unit="step",
+                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        s.net.train()
+        t0 = time.perf_counter()
+        window_t, window_n = t0, 0
+        val_loss: float | None = None
+        step = s.start
+        spent = 0.0 if cfg.time_budget_s else None
+        for step, batch in enumerate(self._loader(s), start=s.start):
+            lr = learning_rate(step, s.total, cfg, spent)
+            loss_value = self._step(s, batch, lr)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; try a lower --lr")
+            window_n += s.global_batch
+            done = step + 1
+            if cfg.time_budget_s:
+                # one clock for all ranks (rank 0's): the learning rate follows it, and all must stop at the same step
+                spent = distributed.rank0_value(world, (time.perf_counter() - t0) / cfg.time_budget_s)
+                last = spent >= 1.0 or done == s.total
+            else:
+                last = done == s.total
+            epochs_done = s.samples_at(done) / len(s.data.train)  # by samples: right across world sizes
+            row: dict[str, Any] = {"step": done, "epoch": f"{epochs_done:.3f}", "loss": f"{loss_value:.5f}", "lr": f"{lr:.3g}"}
+            if done % s.val_every == 0 or last:
+                val_loss = self._validate(s)
+                row["val_loss"] = "" if val_loss is None else f"{val_loss:.5f}"
+            if done % 10 == 0 or last:
+                now = time.perf_counter()
+                ips = window_n / max(now - window_t, 1e-9)
+                window_t, window_n = now, 0
+                row["images_per_s"] = f"{ips:.1f}"
+                bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-", img_s=f"{ips:.0f}")
+            row["elapsed_s"] = f"{time.perf_counter() - t0:.3f}"
+            if logger:
+                logger.write(row)
+            bar.update(1)
+            if done % cfg.checkpoint_every == 0 or last:
+                self._checkpoint(s, done, val_loss, finished=last)
+            if last:
+                break
+        bar.close()
+        if logger:
+            logger.close()
+        if world.distributed:
+            self._check_replicas(world, s.net)
+        elapsed = time.perf_counter() - t0
+        n = (step + 1 - s.start) * s.global_batch
+        self.log(f"colorunet: trained {step + 1 - s.start} steps in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s); "
+                 f"model: {out / MODEL_FILENAME}")
+        return out / MODEL_FILENAME
+
+    # --- set-up: the run folder, the configs of a resumed run, then the train state ---
+    def _adopt_run(self, world: distributed.World, resume: bool, resume_overrides: dict[str, Any] | None):
+        """Check the run folder and, with ``resume``, take the run's own configs from its newest checkpoint.
+
+        Returns (checkpoint state, its path), or None for a new run.
+        """
+        out = self.out_dir
+        self.device = distributed.init(world, pick_device(self.cfg.device))
         self.progress = self.progress and world.is_main  # one bar and one log, from rank 0
         if world.is_main:
             _check_run_folder(out)
@@ -244,7 +313,8 @@ class Trainer:
         if resume and existing is not None and existing[0]["train_config"].get("time_budget_s"):
             raise ValueError(f"{out}: a run with a time budget cannot be resumed (its schedule ran on the clock); start a new one")
         if resume and existing is None:
-            raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); start it again without --resume")
+            raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); "
+                                  "start it again without --resume")
         distributed.barrier(world)  # every rank has looked before rank 0 writes config.json
         if existing is not None:
             state, ckpt_path = existing
@@ -263,24 +333,29 @@ class Trainer:
                     self.log(f"colorunet: --resume keeps the run's {k}={_comparable(kept)!r}; ignoring {_comparable(v)!r}")
             self.cfg = TrainConfig(**saved)
             self.log(f"colorunet: resuming from {ckpt_path} (step {state['step']})")
-        cfg = self.cfg
+        return existing
 
+    def _set_up(self, world: distributed.World, existing) -> _TrainState:
+        """Data, quantiser, network, optimiser and schedule; from the checkpoint when resuming. Writes config.json."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
+        device = self.device
         if existing is not None and not world.distributed:
             device = pick_device(cfg.device)  # the resumed run's own (or a newly given) device
         dtype = pick_dtype(cfg.precision, device)
         data = self._data(with_validation=world.is_main)
         digest = self._data_digest(data.names)
 
-        if existing is not None:
+        state = existing[0] if existing is not None else None
+        if state is not None:
             quantizer = Quantizer.from_arrays({k: v.numpy() for k, v in state["quantizer"].items()})
             if state.get("data_digest") != digest:
                 self.log("colorunet: warning: the training photos changed since this run started; batches will differ")
         init_model = None
-        if existing is None and cfg.init:
+        if state is None and cfg.init:
             init_model = self._init_model()
             quantizer = init_model.quantizer
-        elif existing is None:
+        elif state is None:
             # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
             quantizer = distributed.broadcast(world, self._fit_quantizer(data) if world.is_main else None)
 
@@ -294,14 +369,13 @@ class Trainer:
             total = cfg.steps or 10**9  # the clock stops the run; steps (if given) only cap it
         else:
             total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * steps_per_epoch
-        val_every = cfg.val_every or max(steps_per_epoch, 100)
 
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         net = net.to(device=device, memory_format=memory_format)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start = 0
         sample_base = 0
-        if existing is not None:
+        if state is not None:
             net.load_state_dict(state["net"])
             opt.load_state_dict(state["optimizer"])
             start = int(state["step"])
@@ -311,184 +385,141 @@ class Trainer:
                 self.log(f"colorunet: the run had {state.get('world_size', 1)} processes, now {world.world_size}; "
                          f"the data stream continues at sample {sample_base:,} (batch {global_batch} per step from here)")
 
-        def samples_at(step: int) -> int:
-            """Samples of the global stream consumed after ``step`` steps of this run."""
-            return sample_base + (step - start) * global_batch
-
         model = net
         if world.distributed:
             model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         if cfg.compile:
             model = torch.compile(model)
-        class_weights = torch.from_numpy(quantizer.rebalance_weights(cfg.rebalance_lambda)).float().to(device)
-        centers = torch.from_numpy(quantizer.centers).to(device)
-
-        def loss_of(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            if self.model_config.head == "regression":
-                return regression_loss(out, batch["uv"])
-            if cfg.target == "soft":
-                z = soft_encode(batch["uv"], centers, quantizer.grid_size, SOFT_K, SOFT_SIGMA_CELLS, space=quantizer.space)
-                return soft_rebalanced_cross_entropy(out, z, class_weights)
-            return rebalanced_cross_entropy(out, batch["target"], class_weights)
-
-        autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype != torch.float32 else nullcontext
-
-        def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            moved["y"] = moved["y"].contiguous(memory_format=memory_format)
-            return moved
-
-        val_batch = validation_batch(data.val, quantizer, cfg.crop)
-
-        def validate() -> float | None:
-            if val_batch is None:
-                return None
-            net.eval()
-            with torch.no_grad(), autocast():
-                b = to_device(val_batch)
-                v = float(loss_of(net(b["y"]), b))
-            net.train()
-            return v
-
-        out.mkdir(parents=True, exist_ok=True)
-        data_summary = {
-            "photos_dir": str(self.photos_dir),
-            "train_photos": n_train,
-            "val_photos": len(data.val),
-            "skipped": data.skipped,
-        }
-        resolved = {
-            "model_config": self.model_config.to_dict(),
-            "train_config": asdict(cfg),
-            "data": data_summary,
-            "parameters": count_parameters(net),
-            "device": str(device),
-            "dtype": str(dtype).replace("torch.", ""),
-            "total_steps": total,
-            "world_size": world.world_size,
-        }
-        if world.is_main:
-            _write_json_atomic(out / CONFIG_FILENAME, resolved)
-        logger = _CsvLog(out / LOG_FILENAME, start) if world.is_main else None
-
-        def save(step: int, val_loss: float | None, finished: bool) -> None:
-            """Rank 0 writes (the weights are the same on every rank); the others wait for it."""
-            if world.is_main:
-                _save(step, val_loss, finished)
-            distributed.barrier(world)
-
-        def _save(step: int, val_loss: float | None, finished: bool) -> None:
-            cpu_net = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-            save_checkpoint(
-                out,
-                step,
-                {
-                    "step": step,
-                    "net": cpu_net,
-                    "optimizer": opt.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "model_config": self.model_config.to_dict(),
-                    "train_config": asdict(cfg),
-                    "quantizer": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in quantizer.to_arrays().items()},
-                    "data_digest": digest,
-                    "samples": samples_at(step),
-                    "world_size": world.world_size,
-                    "rank": world.rank,
-                },
-                keep=cfg.keep_checkpoints,
-            )
-            export = build_network(self.model_config)
-            export.load_state_dict(cpu_net)
-            save_model(
-                out / MODEL_FILENAME,
-                export,
-                quantizer if self.model_config.head == "classification" else None,
-                extra={
-                    "train_config": asdict(cfg),
-                    "data": data_summary,
-                    "step": step,
-                    "finished": finished,
-                    "val_loss": val_loss,
-                    "rebalance_weights": quantizer.rebalance_weights(cfg.rebalance_lambda).tolist(),
-                },
-            )
-
-        if start >= total:
-            self.log(f"colorunet: run already at step {start} of {total}; nothing to do")
-            return out / MODEL_FILENAME
-
-        dataset = CropBatches(
-            data.train, quantizer, cfg.batch_size, cfg.crop, cfg.seed, cfg.augment, num_steps=total,
-            rank=world.rank, world_size=world.world_size, start_step=start, sample_base=sample_base,
+        s = _TrainState(
+            world=world, device=device, dtype=dtype, memory_format=memory_format, data=data, digest=digest,
+            quantizer=quantizer, net=net, model=model, opt=opt,
+            class_weights=torch.from_numpy(quantizer.rebalance_weights(cfg.rebalance_lambda)).float().to(device),
+            centers=torch.from_numpy(quantizer.centers).to(device),
+            val_batch=validation_batch(data.val, quantizer, cfg.crop),
+            start=start, total=total, sample_base=sample_base, global_batch=global_batch,
+            val_every=cfg.val_every or max(steps_per_epoch, 100),
+            data_summary={
+                "photos_dir": str(self.photos_dir),
+                "train_photos": n_train,
+                "val_photos": len(data.val),
+                "skipped": data.skipped,
+            },
         )
-        loader = torch.utils.data.DataLoader(
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if world.is_main:
+            _write_json_atomic(self.out_dir / CONFIG_FILENAME, {
+                "model_config": self.model_config.to_dict(),
+                "train_config": asdict(cfg),
+                "data": s.data_summary,
+                "parameters": count_parameters(net),
+                "device": str(device),
+                "dtype": str(dtype).replace("torch.", ""),
+                "total_steps": total,
+                "world_size": world.world_size,
+            })
+        return s
+
+    def _loader(self, s: _TrainState) -> torch.utils.data.DataLoader:
+        """The batches of steps start..total, each rebuilt from its step number (``data.CropBatches``)."""
+        cfg = self.cfg
+        dataset = CropBatches(
+            s.data.train, s.quantizer, cfg.batch_size, cfg.crop, cfg.seed, cfg.augment, num_steps=s.total,
+            rank=s.world.rank, world_size=s.world.world_size, start_step=s.start, sample_base=s.sample_base,
+        )
+        return torch.utils.data.DataLoader(
             dataset,
             batch_size=None,
-            sampler=range(start, total),
+            sampler=range(s.start, s.total),
             num_workers=cfg.workers,
-            pin_memory=device.type == "cuda",
+            pin_memory=s.device.type == "cuda",
             persistent_workers=False,
             prefetch_factor=4 if cfg.workers > 0 else None,
         )
-        from tqdm import tqdm
 
-        bar = tqdm(total=None if cfg.time_budget_s else total, initial=start, desc="training", unit="step", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
-        net.train()
-        t0 = time.perf_counter()
-        window_t, window_n = t0, 0
-        val_loss: float | None = None
-        step = start
-        spent = 0.0 if cfg.time_budget_s else None
-        for step, batch in enumerate(loader, start=start):
-            lr = learning_rate(step, total, cfg, spent)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            b = to_device(batch)
-            with autocast():
-                pred = model(b["y"])
-            loss = loss_of(pred, b)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_value = distributed.mean(world, loss.detach()).item()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"loss became {loss_value} at step {step + 1}; try a lower --lr")
-            window_n += global_batch
-            done = step + 1
-            if cfg.time_budget_s:
-                # one clock for all ranks (rank 0's): the learning rate follows it, and all must stop at the same step
-                spent = distributed.rank0_value(world, (time.perf_counter() - t0) / cfg.time_budget_s)
-                last = spent >= 1.0 or done == total
-            else:
-                last = done == total
-            epochs_done = samples_at(done) / n_train  # by samples: right across world sizes
-            row: dict[str, Any] = {"step": done, "epoch": f"{epochs_done:.3f}", "loss": f"{loss_value:.5f}", "lr": f"{lr:.3g}"}
-            if done % val_every == 0 or last:
-                val_loss = validate()
-                row["val_loss"] = "" if val_loss is None else f"{val_loss:.5f}"
-            if done % 10 == 0 or last:
-                now = time.perf_counter()
-                ips = window_n / max(now - window_t, 1e-9)
-                window_t, window_n = now, 0
-                row["images_per_s"] = f"{ips:.1f}"
-                bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-", img_s=f"{ips:.0f}")
-            row["elapsed_s"] = f"{time.perf_counter() - t0:.3f}"
-            if logger:
-                logger.write(row)
-            bar.update(1)
-            if done % cfg.checkpoint_every == 0 or last:
-                save(done, val_loss, finished=last)
-            if last:
-                break
-        bar.close()
-        if logger:
-            logger.close()
-        if world.distributed:
-            self._check_replicas(world, net)
-        elapsed = time.perf_counter() - t0
-        n = (step + 1 - start) * global_batch
-        self.log(f"colorunet: trained {step + 1 - start} steps in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s); model: {out / MODEL_FILENAME}")
-        return out / MODEL_FILENAME
+    # --- one step, validation, checkpoint ---
+    def _autocast(self, s: _TrainState):
+        return torch.autocast(s.device.type, dtype=s.dtype) if s.dtype != torch.float32 else nullcontext()
+
+    def _to_device(self, s: _TrainState, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        moved = {k: v.to(s.device, non_blocking=True) for k, v in batch.items()}
+        moved["y"] = moved["y"].contiguous(memory_format=s.memory_format)
+        return moved
+
+    def _loss(self, s: _TrainState, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.model_config.head == "regression":
+            return regression_loss(out, batch["uv"])
+        if self.cfg.target == "soft":
+            q = s.quantizer
+            z = soft_encode(batch["uv"], s.centers, q.grid_size, SOFT_K, SOFT_SIGMA_CELLS, space=q.space)
+            return soft_rebalanced_cross_entropy(out, z, s.class_weights)
+        return rebalanced_cross_entropy(out, batch["target"], s.class_weights)
+
+    def _step(self, s: _TrainState, batch: dict[str, torch.Tensor], lr: float) -> float:
+        """One optimiser step at learning rate ``lr``; returns the loss, averaged over the ranks."""
+        for g in s.opt.param_groups:
+            g["lr"] = lr
+        b = self._to_device(s, batch)
+        with self._autocast(s):
+            pred = s.model(b["y"])
+        loss = self._loss(s, pred, b)
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        return distributed.mean(s.world, loss.detach()).item()
+
+    def _validate(self, s: _TrainState) -> float | None:
+        """The loss on the fixed validation batch (rank 0's photos), or None without one."""
+        if s.val_batch is None:
+            return None
+        s.net.eval()
+        with torch.no_grad(), self._autocast(s):
+            b = self._to_device(s, s.val_batch)
+            v = float(self._loss(s, s.net(b["y"]), b))
+        s.net.train()
+        return v
+
+    def _checkpoint(self, s: _TrainState, step: int, val_loss: float | None, finished: bool) -> None:
+        """A checkpoint and ``model.safetensors``. Rank 0 writes (the weights are the same on every rank); the others wait."""
+        if s.world.is_main:
+            self._save(s, step, val_loss, finished)
+        distributed.barrier(s.world)
+
+    def _save(self, s: _TrainState, step: int, val_loss: float | None, finished: bool) -> None:
+        cfg, quantizer = self.cfg, s.quantizer
+        cpu_net = {k: v.detach().cpu() for k, v in s.net.state_dict().items()}
+        save_checkpoint(
+            self.out_dir,
+            step,
+            {
+                "step": step,
+                "net": cpu_net,
+                "optimizer": s.opt.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "model_config": self.model_config.to_dict(),
+                "train_config": asdict(cfg),
+                "quantizer": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in quantizer.to_arrays().items()},
+                "data_digest": s.digest,
+                "samples": s.samples_at(step),
+                "world_size": s.world.world_size,
+                "rank": s.world.rank,
+            },
+            keep=cfg.keep_checkpoints,
+        )
+        export = build_network(self.model_config)
+        export.load_state_dict(cpu_net)
+        save_model(
+            self.out_dir / MODEL_FILENAME,
+            export,
+            quantizer if self.model_config.head == "classification" else None,
+            extra={
+                "train_config": asdict(cfg),
+                "data": s.data_summary,
+                "step": step,
+                "finished": finished,
+                "val_loss": val_loss,
+                "rebalance_weights": quantizer.rebalance_weights(cfg.rebalance_lambda).tolist(),
+            },
+        )
 
     def _init_model(self):
         """The model ``--init`` names, checked to fit this run's network (same classes, colour space, head)."""
@@ -552,6 +583,36 @@ class _TrainingData:
     names: list[str]  # training photos, relative paths (the data digest)
     skipped: int
     prior: Any  # () -> iterable of photos for the colour prior
+
+
+@dataclass
+class _TrainState:
+    """What the loop works on, made once by ``Trainer._set_up``: the data, the quantiser, the network
+    (``net``; ``model`` is it wrapped for DDP or compiled), the optimiser and the schedule's steps."""
+
+    world: distributed.World
+    device: torch.device
+    dtype: torch.dtype
+    memory_format: torch.memory_format
+    data: _TrainingData
+    digest: str  # of the training photos' names, saved in checkpoints
+    quantizer: Quantizer
+    net: torch.nn.Module
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    class_weights: torch.Tensor
+    centers: torch.Tensor
+    val_batch: dict[str, torch.Tensor] | None
+    start: int  # first step of this process's run (the checkpoint's step when resuming)
+    total: int
+    sample_base: int  # samples of the global stream consumed before ``start``
+    global_batch: int
+    val_every: int
+    data_summary: dict[str, Any]
+
+    def samples_at(self, step: int) -> int:
+        """Samples of the global stream consumed after ``step`` steps of this run."""
+        return self.sample_base + (step - self.start) * self.global_batch
 
 
 class _CsvLog:
