@@ -258,21 +258,22 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if not jobs:
         return EXIT_USAGE if problems else 0
     if backend == "onnx":  # ONNX Runtime, and no import of torch at all
-        from ..inference.onnx_backend import colorize_full as onnx_colorize, load_onnx_model
+        from ..inference.onnx_backend import load_onnx_model
 
-        onnx_model = load_onnx_model(args.model)
-
-        def colorize_one(image):
-            return onnx_colorize(image, onnx_model, temperature, args.mode, working_size, confidence=args.confidence)
+        model = load_onnx_model(args.model)
     else:
-        from ..inference.pipeline import check_refine_options, colorize_full, get_model
+        from ..inference.pipeline import get_model
 
         model = get_model(args.model)
-        if args.refine or hints:
-            check_refine_options(model, args.refine)  # once, before any photo
+    from ..inference.pipeline import check_refine_options, colorize_full
 
-        def colorize_one(image):
-            return colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence, refine=args.refine, hints=hints)
+    if args.refine or hints:
+        check_refine_options(model, args.refine)  # once, before any photo
+
+    def colorize_one(image):
+        return colorize_full(image, model, temperature, args.mode, working_size, confidence=args.confidence,
+                             refine=args.refine, hints=hints)
+
     report = run_jobs(
         jobs,
         colorize_one,

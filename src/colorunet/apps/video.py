@@ -211,9 +211,9 @@ class FrameColorizer:
         if self.smoother is not None:
             if self.shot_detector.new_shot(luma_histogram(pred.luma)):
                 self.smoother.reset()
-            smoothed = self.smoother.push(torch.softmax(pred.scores, dim=1))
+            smoothed = self.smoother.push(torch.softmax(torch.as_tensor(pred.scores), dim=1))
             # log p̂ decodes like logits (the decode re-normalises p^(1/T) anyway)
-            pred = replace(pred, scores=torch.log(smoothed.clamp_min(1e-12)))
+            pred = replace(pred, scores=torch.log(smoothed.clamp_min(1e-12)).numpy())
         return render(pred, self.temperature, self.mode).image
 
 

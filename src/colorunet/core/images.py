@@ -200,3 +200,16 @@ def save_image(img: Image.Image, path: str | os.PathLike, fmt: str | None = None
             img.save(tmp, format=pil_format, **kwargs)
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def pad_to_multiple(y: np.ndarray, multiple: int) -> np.ndarray:
+    """(h, w) luma edge-padded at the bottom and right to multiples of ``multiple``, float32.
+
+    Edge (replicate), not reflect: reflection needs the pad to be smaller than the
+    image, which fails for a 1×N photo. Callers crop the network's output back to (h, w).
+    """
+    h, w = y.shape
+    y = np.asarray(y, dtype=np.float32)
+    if h % multiple == 0 and w % multiple == 0:
+        return np.ascontiguousarray(y)
+    return np.pad(y, ((0, -h % multiple), (0, -w % multiple)), mode="edge")

@@ -21,6 +21,7 @@ from .atomic import atomic_path
 from .checksum import sha256_of
 from .decode import DEFAULT_TEMPERATURE
 from .hardware import inference_dtype
+from .images import pad_to_multiple
 from .errors import ColorunetError
 from .model import ColorUNetConfig, build_network, count_parameters, fused_for_inference
 from .quantize import Quantizer
@@ -72,6 +73,37 @@ class ColorModel:
 
             return cpu_inference_net(self.net, self.dtype)
         return fused_for_inference(self.net).to(memory_format=torch.channels_last)
+
+    # --- the backend interface (``inference.backend.Backend``): what the pipeline needs of a model ---
+    @property
+    def head(self) -> str:
+        return self.config.head
+
+    @property
+    def color_space(self) -> str:
+        return self.config.color_space
+
+    @property
+    def centers(self) -> np.ndarray | None:
+        """(n, 2) chroma of each class; None for a regression model."""
+        return None if self.quantizer is None or self.config.head != "classification" else self.quantizer.centers
+
+    def scores(self, small: np.ndarray) -> np.ndarray:
+        """Network output for a working-size luma image.
+
+        Args:
+            small: (h, w) float32 luma in [0, 1] (``inference.working.working_luma``).
+        Returns:
+            (1, C, h, w) float32: class logits (C = n) or chroma (C = 2, regression head).
+        """
+        h, w = small.shape
+        x = torch.from_numpy(pad_to_multiple(small, self.config.size_multiple))[None, None]  # (1, 1, h', w')
+        device = next(self.net.parameters()).device
+        # channels_last: the layout oneDNN's and cuDNN's fastest convolutions use
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            out = self.inference_net(x).float()
+        return out[..., :h, :w].cpu().numpy()
 
     @property
     def temperature(self) -> float:

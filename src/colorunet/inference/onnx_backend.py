@@ -1,11 +1,10 @@
 """Colorize with ONNX Runtime, without PyTorch: ``colorunet colorize --backend onnx``.
 
 Runs a file written by ``colorunet export`` (the shipped model comes as
-``assets/default.onnx`` too). Everything around the network is the same code
-as the PyTorch path — reading the luma and the working size (``working``), the
-annealed mean (``decode``, its NumPy form), the recombination with the
-full-resolution luma (``color``) — so the two backends differ only by the
-network's arithmetic. ONNX Runtime runs in fp32 here; the PyTorch backend uses
+``assets/default.onnx`` too). ``OnnxModel`` is a backend (``backend.Backend``):
+everything around the network is the one pipeline (``pipeline``) — reading the
+luma and the working size, the annealed mean, the recombination with the
+full-resolution luma — so the two backends differ only by the network's arithmetic. ONNX Runtime runs in fp32 here; the PyTorch backend uses
 bf16 where the CPU has it, which is why the two results differ by a few 8-bit
 levels at most. Importing this module does not import torch.
 """
@@ -18,12 +17,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..core.decode import DEFAULT_TEMPERATURE, check_decode_options, confidence_maps_np, decode_chroma_np, softmax_np
+from ..core.decode import DEFAULT_TEMPERATURE
 from ..core.errors import ColorunetError
+from ..core.images import pad_to_multiple
 from ..core.values import ValueRangeError, check_number, check_temperature
-from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike, pad_to_multiple, read_luma, recombine, working_luma
+from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike
 
 #: The shipped model, exported (kept equal to assets/default.safetensors by the tests).
 DEFAULT_ONNX = Path(__file__).parents[1] / "assets" / "default.onnx"
@@ -44,6 +43,13 @@ class OnnxModel:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def scores(self, small: np.ndarray) -> np.ndarray:
+        """(1, C, h, w) network output for an (h, w) working-size luma (edge-padded to the size multiple)."""
+        h, w = small.shape
+        x = pad_to_multiple(small, self.size_multiple)[None, None]
+        out = self.session.run(None, {"luma": x})[0]
+        return np.asarray(out[..., :h, :w], dtype=np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -113,22 +119,6 @@ def _check_metadata(path: Path, session, meta: dict[str, str]) -> tuple:
     return head, int(multiple), float(temperature), centers, space
 
 
-def predict_scores(model: OnnxModel, small: np.ndarray) -> np.ndarray:
-    """(1, C, h, w) network output for an (h, w) working-size luma (edge-padded to the size multiple)."""
-    h, w = small.shape
-    x = pad_to_multiple(small, model.size_multiple)[None, None]
-    out = model.session.run(None, {"luma": x})[0]
-    return out[..., :h, :w]
-
-
-def _upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(C, h, w) → (C, H, W), bilinear on pixel centres (Pillow; the PyTorch path's align_corners=False)."""
-    H, W = size
-    if maps.shape[1:] == (H, W):
-        return maps
-    return np.stack([np.asarray(Image.fromarray(c.astype(np.float32)).resize((W, H), Image.Resampling.BILINEAR)) for c in maps])
-
-
 def colorize_full(
     image: ImageLike,
     model: OnnxModel | str = "default",
@@ -137,16 +127,8 @@ def colorize_full(
     working_size: int = DEFAULT_WORKING_SIZE,
     confidence: bool = False,
 ) -> Colorization:
-    """``pipeline.colorize_full`` on ONNX Runtime (no refinement or hints: those need the PyTorch path)."""
+    """``pipeline.colorize_full`` with an ONNX model (or the name or file of one)."""
+    from .pipeline import colorize_full
+
     m = model if isinstance(model, OnnxModel) else load_onnx_model(str(model))
-    temperature = m.temperature if temperature is None else temperature
-    check_decode_options(mode, temperature)
-    y, alpha, notes = read_luma(image, m.color_space)
-    scores = predict_scores(m, working_luma(y, working_size))
-    uv_small = scores[0] if m.head == "regression" else decode_chroma_np(scores, m.centers, mode, temperature)[0]
-    uv = _upsample(uv_small, y.shape)
-    result = Colorization(recombine(y, uv[0], uv[1], alpha, m.color_space), notes=notes)
-    if confidence and m.head == "classification":
-        top, margin = confidence_maps_np(softmax_np(scores.astype(np.float32)))
-        result.confidence_top, result.confidence_margin = _upsample(np.concatenate([top, margin]), y.shape)
-    return result
+    return colorize_full(image, m, temperature, mode, working_size, confidence=confidence)

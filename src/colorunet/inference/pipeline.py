@@ -1,12 +1,17 @@
-"""Colorize one photo: the single inference path behind the CLI, the Python API and evaluation.
+"""Colorize one photo: the single inference path behind the CLI, the Python API, evaluation, video,
+the web app and both backends (``backend.Backend``: PyTorch or ONNX Runtime).
 
 1. Read the photo's luma Y at full resolution (EXIF orientation applied).
 2. Resize Y (Lanczos) so its short side is ``working_size`` and pad it to a
-   multiple of the network's size; the network runs only at this size.
-3. Decode the class scores to chroma (annealed mean, mean or mode) at that size.
+   multiple of the network's size; the network (the backend) runs only at this size.
+3. Decode the class scores to chroma (annealed mean, mean or mode) at that size,
+   and optionally propagate it along the luma's edges (``refine``, hints).
 4. Upsample the chroma (bilinear) to full size and recombine it with the
    original full-resolution Y, so every detail of the photo is kept: chroma is
    low-frequency, which is why predicting it at a low resolution works at all.
+
+Importing this module does not import PyTorch: ``get_model`` loads it for a
+PyTorch model, and an ``OnnxModel`` runs without it.
 """
 
 from __future__ import annotations
@@ -15,49 +20,56 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from ..core.decode import check_decode_options, confidence_maps, decode_chroma
+from ..core.decode import check_decode_options, confidence_maps, decode_chroma, softmax
+from .backend import Backend
 from .refine import Hints
-from ..core.weights import ColorModel, load_model
-from .working import DEFAULT_WORKING_SIZE, Colorization, confidence_image, ImageLike, pad_to_multiple, read_luma, recombine, working_luma, working_shape  # noqa: F401 (re-exported)
+from .working import (  # noqa: F401 (DEFAULT_WORKING_SIZE, confidence_image, working_shape: re-exported)
+    DEFAULT_WORKING_SIZE,
+    Colorization,
+    ImageLike,
+    confidence_image,
+    read_luma,
+    recombine,
+    upsample,
+    working_luma,
+    working_shape,
+)
 
-ModelLike = Union[ColorModel, str, os.PathLike, None]
+if TYPE_CHECKING:
+    from ..core.weights import ColorModel
+
+ModelLike = Union["ColorModel", Backend, str, os.PathLike, None]
 
 
 @lru_cache(maxsize=4)
 def _cached_model(spec: str) -> ColorModel:
+    from ..core.weights import load_model
+
     return load_model(spec)
 
 
-def get_model(model: ModelLike) -> ColorModel:
-    """A ColorModel from a ColorModel, a name, a path, or None (the shipped default)."""
-    if isinstance(model, ColorModel):
+def get_model(model: ModelLike) -> Backend:
+    """A model to colorize with: a ColorModel or another backend (an ``OnnxModel``) as it is, else the
+    PyTorch model of a name, a path, or None (the shipped default)."""
+    if hasattr(model, "scores"):
         return model
     return _cached_model(str(model) if model is not None else "default")
 
 
-def predict_scores(model: ColorModel, small: np.ndarray) -> torch.Tensor:
-    """Network output for a working-size luma image.
+def predict_scores(model: Backend, small: np.ndarray) -> np.ndarray:
+    """Network output for a working-size luma image: ``model.scores(small)``.
 
     Args:
         small: (h, w) float32 luma in [0, 1] (``working_luma``).
     Returns:
         (1, C, h, w) float32: class logits (C = n) or chroma (C = 2, regression head).
     """
-    h, w = small.shape
-    x = torch.from_numpy(pad_to_multiple(small, model.config.size_multiple))[None, None]  # (1, 1, h', w')
-    device = next(model.net.parameters()).device
-    # channels_last: the layout oneDNN's and cuDNN's fastest convolutions use
-    x = x.to(device).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=model.dtype, enabled=model.dtype != torch.float32):
-        out = model.inference_net(x).float()
-    return out[..., :h, :w].cpu()
+    return model.scores(small)
 
 
 @dataclass
@@ -66,18 +78,18 @@ class Prediction:
     another temperature or mode without running the network again (the web app does).
 
     Attributes:
-        model: the model that made it.
+        model: the model (backend) that made it.
         luma: (H, W) float32 full-resolution luma of the photo.
         alpha: (H, W) uint8 alpha channel, or None.
-        scores: (1, C, h, w) network output at the working size (logits, or UV).
+        scores: (1, C, h, w) float32 network output at the working size (logits, or UV).
         small_luma: (h, w) the luma the network saw (refinement propagates along it).
         notes: things the user should know, passed on to the Colorization.
     """
 
-    model: ColorModel
+    model: Backend
     luma: np.ndarray
     alpha: np.ndarray | None
-    scores: torch.Tensor
+    scores: Any  # np.ndarray (a PyTorch tensor is accepted too)
     small_luma: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -85,9 +97,9 @@ class Prediction:
 def predict(image: ImageLike, model: ModelLike = None, working_size: int = DEFAULT_WORKING_SIZE) -> Prediction:
     """Steps 1–2: read the photo's luma and run the network at the working size."""
     m = get_model(model)
-    y, alpha, notes = read_luma(image, m.config.color_space)
+    y, alpha, notes = read_luma(image, m.color_space)
     small = working_luma(y, working_size)
-    return Prediction(m, y, alpha, predict_scores(m, small), small, notes)
+    return Prediction(m, y, alpha, m.scores(small), small, notes)
 
 
 def render(
@@ -103,48 +115,54 @@ def render(
     m = pred.model
     temperature = m.temperature if temperature is None else temperature
     check_decode_options(mode, temperature)
-    H, W = pred.luma.shape
-    if m.config.head == "regression":
-        uv_small = pred.scores
+    size = pred.luma.shape
+    scores = _as_array(pred.scores)
+    if m.head == "regression":
+        uv_small = scores[0]
     else:
-        uv_small = decode_chroma(pred.scores, torch.from_numpy(m.quantizer.centers), mode, temperature)
+        uv_small = decode_chroma(scores, m.centers, mode, temperature)[0]  # (2, h, w)
     if refine or hints:
         check_refine_options(m, refine)
-        uv_small = _propagate(pred, uv_small, refine, hints)
-    uv = F.interpolate(uv_small, size=(H, W), mode="bilinear", align_corners=False)[0].numpy()  # (2, H, W)
-    result = Colorization(recombine(pred.luma, uv[0], uv[1], pred.alpha, m.config.color_space), notes=list(pred.notes))
-    if confidence and m.config.head == "classification":
-        top, margin = confidence_maps(torch.softmax(pred.scores, dim=1))
-        full = F.interpolate(torch.stack([top, margin], dim=1), size=(H, W), mode="bilinear", align_corners=False)[0]
-        result.confidence_top, result.confidence_margin = full[0].numpy(), full[1].numpy()
+        uv_small = _propagate(pred, scores, uv_small, refine, hints)
+    uv = upsample(uv_small, size)  # (2, H, W)
+    result = Colorization(recombine(pred.luma, uv[0], uv[1], pred.alpha, m.color_space), notes=list(pred.notes))
+    if confidence and m.head == "classification":
+        top, margin = confidence_maps(softmax(scores))
+        result.confidence_top, result.confidence_margin = upsample(np.concatenate([top, margin]), size)
     return result
 
 
-def check_refine_options(model: ColorModel, refine: bool) -> None:
+def check_refine_options(model: Backend, refine: bool) -> None:
     """Refinement and hints propagate UV chroma; refinement picks its seeds by class confidence."""
-    if model.config.color_space != "yuv":
+    if model.color_space != "yuv":
         raise ValueError("refinement and hints work on YUV models (this one predicts Lab ab)")
-    if refine and model.config.head != "classification":
+    if refine and model.head != "classification":
         raise ValueError("--refine needs a classification model: it seeds from the confidence of the colour classes, "
                          "and a regression model has none (hints work without it)")
 
 
-def _propagate(pred: Prediction, uv_small: torch.Tensor, refine: bool, hints: Hints | None) -> torch.Tensor:
-    """Confidence-seeded and/or hint-driven propagation of the chroma (``refine.py``)."""
+def _as_array(scores: Any) -> np.ndarray:
+    if not isinstance(scores, np.ndarray) and hasattr(scores, "detach"):  # a PyTorch tensor
+        scores = scores.detach().cpu().numpy()
+    return np.asarray(scores, dtype=np.float32)
+
+
+def _propagate(pred: Prediction, scores: np.ndarray, uv_small: np.ndarray, refine: bool, hints: Hints | None) -> np.ndarray:
+    """Confidence-seeded and/or hint-driven propagation of the (2, h, w) chroma (``refine.py``)."""
     from .refine import confident_seeds, rasterize_hints, refine_chroma
 
     small = pred.small_luma
     seeds = None
     if refine:
-        top = torch.softmax(pred.scores, dim=1).max(dim=1)
-        seeds = confident_seeds(top.values[0].numpy(), top.indices[0].numpy(), pred.scores.shape[1])  # (h, w)
+        p = softmax(scores)[0]  # (n, h, w)
+        seeds = confident_seeds(p.max(axis=0), p.argmax(axis=0), scores.shape[1])  # (h, w)
     mask = hint_uv = None
     if hints:
         mask, hint_uv = rasterize_hints(hints, pred.luma.shape, small.shape)
     if seeds is None and mask is None:
         return uv_small
-    uv = refine_chroma(small, uv_small[0].permute(1, 2, 0).numpy(), seeds, mask, hint_uv)
-    return torch.from_numpy(uv).permute(2, 0, 1)[None]  # (1, 2, h, w)
+    uv = refine_chroma(small, np.moveaxis(uv_small, 0, -1), seeds, mask, hint_uv)
+    return np.moveaxis(np.asarray(uv, dtype=np.float32), -1, 0)  # (2, h, w)
 
 
 def colorize_full(

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.color import from_lightness_chroma, lightness_of
-from ..core.images import ImageError, float_rgb, open_image, stored_pixels, to_uint8
+from ..core.images import ImageError, float_rgb, open_image, pad_to_multiple, stored_pixels, to_uint8  # noqa: F401 (pad_to_multiple: re-exported)
 
 #: Short side (pixels) at which the network runs; larger photos are scaled down for it.
 DEFAULT_WORKING_SIZE = 256
@@ -106,19 +106,6 @@ def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.
     return np.array(Image.fromarray(np.asarray(y, dtype=np.float32)).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
 
 
-def pad_to_multiple(y: np.ndarray, multiple: int) -> np.ndarray:
-    """(h, w) luma edge-padded at the bottom and right to multiples of ``multiple``, float32.
-
-    Edge (replicate), not reflect: reflection needs the pad to be smaller than the
-    image, which fails for a 1×N photo. Callers crop the network's output back to (h, w).
-    """
-    h, w = y.shape
-    y = np.asarray(y, dtype=np.float32)
-    if h % multiple == 0 and w % multiple == 0:
-        return np.ascontiguousarray(y)
-    return np.pad(y, ((0, -h % multiple), (0, -w % multiple)), mode="edge")
-
-
 #: Full-resolution conversions go a block of rows at a time, about this many
 #: pixels per block: whole-photo float32 temporaries made a 12-megapixel photo
 #: peak at 1.4 GB, a dozen full-size planes for the recombination alone. Blocks
@@ -161,3 +148,12 @@ def recombine(luma: np.ndarray, u: np.ndarray, v: np.ndarray, alpha: np.ndarray 
 def confidence_image(conf: np.ndarray) -> Image.Image:
     """A confidence map in [0, 1] as an 8-bit greyscale image (white = confident)."""
     return Image.fromarray(to_uint8(conf))
+
+
+def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) → (C, H, W) float32, bilinear on pixel centres (PyTorch's ``align_corners=False``):
+    the working-size chroma or confidence brought to the photo's size (step 4)."""
+    H, W = size
+    if maps.shape[1:] == (H, W):
+        return np.asarray(maps, dtype=np.float32)
+    return np.stack([np.asarray(Image.fromarray(c.astype(np.float32)).resize((W, H), Image.Resampling.BILINEAR)) for c in maps])
