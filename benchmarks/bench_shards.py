@@ -91,12 +91,16 @@ def main() -> None:
             next(it)
         crops_rate = args.batches * args.batch_size / (time.perf_counter() - t)
 
-    print(f"# {len(paths)} photos from {'synthetic 500x375 JPEGs' if not args.photos else src}; load size {args.load_size}, crop {args.crop}")
+    print(f"# {len(paths)} photos from {'synthetic 500x375 JPEGs' if not args.photos else src}; load size {args.load_size}, "
+          f"crop {args.crop}")
     print(f"data shard:                        {len(paths) / t_shard:8.0f} photos/s")
     print(f"decode, folder (1 core):           {folder_rate:8.1f} photos/s")
-    print(f"decode, shards (1 core):           {rates['shards']:8.1f} photos/s  ({rates['shards'] / folder_rate:.2f}x the folder)")
-    print(f"decode, shards --short-side {args.load_size}:  {rates['small']:8.1f} photos/s  ({rates['small'] / folder_rate:.2f}x the folder)")
-    print(f"training crops from --short-side shards, {args.workers} workers: {crops_rate:8.1f} crops/s  ({crops_rate / max(args.workers, 1) / shard_rate:.2f}x one core's decode per worker)")
+    print(f"decode, shards (1 core):           {rates['shards']:8.1f} photos/s  ({rates['shards'] / folder_rate:.2f}x the "
+          "folder)")
+    print(f"decode, shards --short-side {args.load_size}:  {rates['small']:8.1f} photos/s  "
+          f"({rates['small'] / folder_rate:.2f}x the folder)")
+    print(f"training crops from --short-side shards, {args.workers} workers: {crops_rate:8.1f} crops/s  "
+          f"({crops_rate / max(args.workers, 1) / shard_rate:.2f}x one core's decode per worker)")
 
 
 if __name__ == "__main__":

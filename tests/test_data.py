@@ -54,7 +54,7 @@ def test_load_photos_skips_grey_and_broken_files(tmp_path):
     ps = load_photos(sorted(tmp_path.iterdir()), load_size=40, progress=False)
     assert [p.name for p in ps.paths] == ["colour.png"]
     assert ps.photos[0].shape == (40, 64, 3)  # short side resized to 40, aspect kept
-    assert len(ps.skipped) == 2 and any("broken.jpg" in s for s in ps.skipped) and any("grey" in s for s in ps.skipped)
+    assert len(ps.skipped) == 2 and any("broken.jpg" in s for s in ps.skipped) and any("grayscale" in s for s in ps.skipped)
 
 
 def _dataset(seed=0, augment=True):

@@ -96,8 +96,12 @@ def test_a_model_carries_its_measured_temperature(tmp_path, tiny_run):
     tuned = load_model(copy_with_metadata(tiny_run, tmp_path / "tuned.safetensors", temperature=1.0))
     assert tuned.temperature == 1.0
     img = Image.fromarray(synthetic_photo(np.random.default_rng(5), 40, 40))
-    np.testing.assert_array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=1.0)))
-    assert not np.array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=0.2)))
+    np.testing.assert_array_equal(
+        np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=1.0))
+    )
+    assert not np.array_equal(
+        np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=0.2))
+    )
 
 
 def _photo(h: int, w: int, mode: str = "RGB") -> Image.Image:

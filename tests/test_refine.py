@@ -127,7 +127,9 @@ def test_refine_on_a_regression_model_is_a_clear_error_and_hints_still_work():
 
 
 def test_hint_parsing_and_errors(tmp_path):
-    h = parse_hints({"points": [{"x": 1, "y": 2, "color": "#ff0000"}], "strokes": [{"points": [[0, 0], [5, 5]], "color": "0f0", "width": 2}]})
+    h = parse_hints(
+        {"points": [{"x": 1, "y": 2, "color": "#ff0000"}], "strokes": [{"points": [[0, 0], [5, 5]], "color": "0f0", "width": 2}]}
+    )
     assert h.points == [(1.0, 2.0, (1.0, 0.0, 0.0))] and h.strokes[0][1] == (0.0, 1.0, 0.0)
     for bad, words in [({"points": [{"x": 1, "y": 2, "color": "red"}]}, "#rrggbb"), ({"dots": []}, "unknown key"),
                        ({"points": [{"x": 1}]}, "malformed"), ({"strokes": [{"points": [], "color": "#000"}]}, "no points")]:
@@ -139,7 +141,12 @@ def test_hint_parsing_and_errors(tmp_path):
 
 
 def test_rasterized_hints_land_at_the_working_size():
-    h = parse_hints({"points": [{"x": 99, "y": 49, "color": "#2e86c1"}], "strokes": [{"points": [[0, 0], [100, 0]], "color": "#c0392b", "width": 4}]})
+    h = parse_hints(
+        {
+            "points": [{"x": 99, "y": 49, "color": "#2e86c1"}],
+            "strokes": [{"points": [[0, 0], [100, 0]], "color": "#c0392b", "width": 4}],
+        }
+    )
     mask, uv = rasterize_hints(h, (50, 100), (25, 50))
     assert mask[24, 49] and mask[0, 25] and not mask[12, 25]
     want = rgb_to_yuv(np.array([0x2E, 0x86, 0xC1]) / 255)[1:]

@@ -80,7 +80,12 @@ def test_hostile_corpus_through_the_cli(tmp_path):
         (src / name).write_bytes(data)
     out = tmp_path / "out"
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert time.perf_counter() - t < 120  # no hang
     assert r.returncode == 1 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
@@ -162,8 +167,28 @@ def test_property_size_and_luma_are_kept(h, w, mode, seed, temperature, decode, 
 
 
 def _train_cmd(photo_dir, out, steps):
-    return [sys.executable, "-m", "colorunet", "train", str(photo_dir), "--out", str(out), "--steps", str(steps), "--batch-size", "4",
-            "--crop", "32", "--load-size", "48", "--checkpoint-every", "5", "--keep-checkpoints", "3", "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "colorunet",
+        "train",
+        str(photo_dir),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "4",
+        "--crop",
+        "32",
+        "--load-size",
+        "48",
+        "--checkpoint-every",
+        "5",
+        "--keep-checkpoints",
+        "3",
+        "-q",
+    ]
 
 
 @pytest.mark.slow
@@ -374,7 +399,9 @@ def test_model_metadata_is_checked_against_its_tensors_before_allocating(tmp_pat
     path = _model_file(tmp_path / "hugewidths.safetensors", widths=(256, 512, 1024))
     devices = []
     real = weights.build_network
-    monkeypatch.setattr(weights, "build_network", lambda config: devices.append(next(real(config).parameters()).device.type) or real(config))
+    monkeypatch.setattr(
+        weights, "build_network", lambda config: devices.append(next(real(config).parameters()).device.type) or real(config)
+    )
     with pytest.raises(ModelError, match="hugewidths.safetensors: tensor net.* has shape"):
         weights.load_model(path)
     assert devices and set(devices) == {"meta"}  # nothing was allocated for the widths the metadata claims
@@ -494,7 +521,13 @@ def test_hostile_hints_files_give_one_line(tmp_path, capsys, monkeypatch):
     from pathlib import Path
 
     real = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied")) if self == locked else real(self, *a, **k))
+    monkeypatch.setattr(
+        Path,
+        "read_text",
+        lambda self, *a, **k: (
+            (_ for _ in ()).throw(PermissionError(13, "Permission denied")) if self == locked else real(self, *a, **k)
+        ),
+    )
     rc, err = cli(["colorize", photo, "--hints", locked, "-o", tmp_path / "o.png"], capsys)
     assert rc == 2 and "locked.json: cannot read (Permission denied)" in err
     assert not (tmp_path / "o.png").exists()
@@ -555,17 +588,30 @@ def test_train_refuses_bad_run_folders_devices_and_foreign_checkpoints(photo_dir
 
 def test_video_options_and_outputs_are_checked(tmp_path, capsys, monkeypatch):
     clip = _clip(tmp_path / "clip.mp4")
-    for bad, word in ((["--window", "100000000000000000000"], "--window"), (["--window", "1e20"], "--window"), (["--crf", "-5"], "--crf"),
-                      (["--decay", "nan"], "--decay"), (["--decay", "inf"], "--decay")):
+    for bad, word in (
+        (["--window", "100000000000000000000"], "--window"),
+        (["--window", "1e20"], "--window"),
+        (["--crf", "-5"], "--crf"),
+        (["--decay", "nan"], "--decay"),
+        (["--decay", "inf"], "--decay"),
+    ):
         rc, err = cli(["video", clip, "-o", tmp_path / "o.mp4", *bad], capsys)
-        assert rc == 2 and f"error: argument {word}: " in err.strip().splitlines()[-1], bad  # argparse: usage, then one error line
+        # argparse: usage, then one error line
+        assert rc == 2 and f"error: argument {word}: " in err.strip().splitlines()[-1], bad
     import tempfile
 
     real = tempfile.mkstemp
     readonly = tmp_path / "readonly"
     readonly.mkdir()
-    monkeypatch.setattr(tempfile, "mkstemp", lambda *a, dir=None, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
-                        if str(dir) == str(readonly) else real(*a, dir=dir, **k))
+    monkeypatch.setattr(
+        tempfile,
+        "mkstemp",
+        lambda *a, dir=None, **k: (
+            (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+            if str(dir) == str(readonly)
+            else real(*a, dir=dir, **k)
+        ),
+    )
     rc, err = cli(["video", clip, "-o", readonly / "o.mp4", "-q"], capsys)
     assert rc == 2 and "readonly/o.mp4: cannot write (Permission denied)" in err
 
@@ -644,7 +690,11 @@ def test_underflowing_temperatures_are_refused_everywhere(tmp_path, capsys, web_
         assert rc == 2 and "--temperature" in err, t
     with pytest.raises(ValueError, match="temperature: must be between 0.01 and 100"):
         colorunet.colorize(PHOTO, temperature=1e-40)
-    r = _web(web_app).post("/api/colorize", files={"image": ("p.png", _bytes(Image.fromarray(PHOTO), "PNG"), "image/png")}, data={"temperature": "1e-40"})
+    r = _web(web_app).post(
+        "/api/colorize",
+        files={"image": ("p.png", _bytes(Image.fromarray(PHOTO), "PNG"), "image/png")},
+        data={"temperature": "1e-40"},
+    )
     assert r.status_code == 422 and "temperature" in r.json()["error"]
     with pytest.raises(ModelError, match="tiny.safetensors: the temperature in its metadata: must be between"):
         load_model(_model_file(tmp_path / "tiny.safetensors", metadata={"temperature": 1e-45}))
@@ -712,7 +762,10 @@ def test_a_folder_whose_only_photo_is_held_out_still_trains(tmp_path, capsys):
     folder = tmp_path / "one"
     folder.mkdir()
     Image.fromarray(synthetic_photo(RNG, 64, 64)).save(folder / f"{name}.png")
-    rc, err = cli(["train", folder, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "2", "--crop", "32", "--load-size", "48"], capsys)
+    rc, err = cli(
+        ["train", folder, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "2", "--crop", "32", "--load-size", "48"],
+        capsys,
+    )
     assert rc == 0, err
     assert "training on all 1" in err and (tmp_path / "run" / "model.safetensors").exists()
 

@@ -77,7 +77,9 @@ def test_recolor_reuses_the_prediction(client, monkeypatch):
 
     monkeypatch.setattr(web, "predict", no_network)
     same = client.post("/api/recolor", data={"id": key, "temperature": "1.0"})
-    assert same.status_code == 200 and np.array_equal(np.asarray(Image.open(io.BytesIO(same.content))), np.asarray(Image.open(io.BytesIO(r.content))))
+    assert same.status_code == 200 and np.array_equal(
+        np.asarray(Image.open(io.BytesIO(same.content))), np.asarray(Image.open(io.BytesIO(r.content)))
+    )
     vivid = client.post("/api/recolor", data={"id": key, "temperature": "0.2"})
     assert not np.array_equal(np.asarray(Image.open(io.BytesIO(vivid.content))), np.asarray(Image.open(io.BytesIO(r.content))))
     conf = client.post("/api/recolor", data={"id": key, "confidence": "true"})
@@ -123,7 +125,11 @@ def test_errors_are_json_with_the_right_status(client, kwargs, status, words):
 
 
 def test_upload_limit_is_enforced_before_buffering(client):
-    r = client.post("/api/colorize", content=b"x" * 10, headers={"Content-Length": str(3 * 2**20), "Content-Type": "multipart/form-data; boundary=x"})
+    r = client.post(
+        "/api/colorize",
+        content=b"x" * 10,
+        headers={"Content-Length": str(3 * 2**20), "Content-Type": "multipart/form-data; boundary=x"},
+    )
     assert r.status_code == 413 and "too large" in r.json()["error"]
 
     def chunks():  # no Content-Length: counted while streaming
@@ -165,7 +171,9 @@ def _free_port() -> int:
 def server():
     """A real `colorunet serve` on a loopback port."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "colorunet", "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "colorunet", "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -184,7 +192,9 @@ def server():
 @pytest.mark.slow
 def test_real_server_on_loopback(server):
     photo = _png(synthetic_photo(np.random.default_rng(0), 120, 90))
-    r = httpx.post(server + "/api/colorize", files={"image": ("p.png", photo, "image/png")}, data={"temperature": "0.6"}, timeout=60)
+    r = httpx.post(
+        server + "/api/colorize", files={"image": ("p.png", photo, "image/png")}, data={"temperature": "0.6"}, timeout=60
+    )
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (90, 120)
     assert httpx.post(server + "/api/colorize", files={"image": ("t.txt", b"hello", "text/plain")}).status_code == 415
 
@@ -205,8 +215,16 @@ def test_serve_binds_loopback_by_default_and_warns_otherwise(monkeypatch, capsys
 # ---------- the page in a real browser (Debian's chromium, driven by Playwright), as a person uses it ----------
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = os.environ.get("COLORUNET_ARTIFACTS")  # screenshots go here when set (docs/web_desktop.png, docs/web_phone.png)
 
 
@@ -267,7 +285,8 @@ class Page:
         """The bytes of the image the card shows now."""
         b64 = self.page.evaluate(
             "async sel => { const b = await (await fetch(document.querySelector(sel).src)).blob();"
-            " return await new Promise(r => { const f = new FileReader(); f.onload = () => r(f.result.split(',')[1]); f.readAsDataURL(b); }); }",
+            " return await new Promise(r => { const f = new FileReader(); f.onload = () => r(f.result.split(',')[1]); "
+            "f.readAsDataURL(b); }); }",
             self.card(name) + " .after")
         return base64.b64decode(b64)
 
@@ -285,7 +304,8 @@ class Page:
 
     def set_value(self, selector: str, value: str):
         """Move a slider or pick a value as a person would: the input event fires."""
-        self.page.eval_on_selector(selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value)
+        self.page.eval_on_selector(selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: "
+                                             "true})); }", value)
 
     def close(self):
         assert not self.errors, self.errors
@@ -297,7 +317,9 @@ def _rgb(data: bytes) -> np.ndarray:
 
 
 def _recolor(server: str, key: str, **fields) -> bytes:
-    r = httpx.post(server + "/api/recolor", data={"id": key, "format": "png", **{k: str(v).lower() for k, v in fields.items()}}, timeout=60)
+    r = httpx.post(
+        server + "/api/recolor", data={"id": key, "format": "png", **{k: str(v).lower() for k, v in fields.items()}}, timeout=60
+    )
     assert r.status_code == 200, r.text
     return r.content
 
@@ -469,7 +491,8 @@ def test_browser_phone_shows_the_result_after_upload(browser, server):
     assert results_top > 844 - 50  # at the bottom of the screen: a new photo would start below it
     t.add(default_sample())
     page.wait_for_function(
-        "() => { const r = document.querySelector('.card .compare').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }",
+        "() => { const r = document.querySelector('.card .compare').getBoundingClientRect(); return r.top >= 0 && r.bottom <= "
+        "innerHeight; }",
         timeout=5000)
     box = page.locator(".card .compare").bounding_box()
     assert box["width"] > 300  # nearly the whole width of the phone
@@ -508,7 +531,9 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     with page.expect_file_chooser() as chooser:
         page.focus("#choose")
         page.keyboard.press("Enter")
-    chooser.value.set_files([str(default_sample()), str(_write(tmp_path / "second.png", synthetic_photo(np.random.default_rng(1), 120, 160)))])
+    chooser.value.set_files(
+        [str(default_sample()), str(_write(tmp_path / "second.png", synthetic_photo(np.random.default_rng(1), 120, 160)))]
+    )
     t.wait_status("camera.png", "Done")
     t.wait_status("second.png", "Done")
     assert page.is_enabled("#importhints-button") and page.is_enabled("#applyall")
@@ -547,7 +572,8 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     page.click("#message .dismiss")  # error messages can be dismissed
     assert page.is_hidden("#message")
     good = tmp_path / "good_hints.json"
-    good.write_text('{"points": [{"x": 400, "y": 80, "color": "#2e86c1"}], "strokes": [{"points": [[300, 60], [460, 70]], "color": "#2e86c1", "width": 4}]}')
+    good.write_text('{"points": [{"x": 400, "y": 80, "color": "#2e86c1"}], "strokes": [{"points": [[300, 60], [460, 70]], '
+                    '"color": "#2e86c1", "width": 4}]}')
     hinted_before = t.shown("camera.png")
     t.change("camera.png", lambda: page.set_input_files("#importhints", str(good)))
     assert t.state("camera.png", "c.hints.strokes.length") == 1 and t.shown("camera.png") != hinted_before
@@ -568,7 +594,8 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     # 10: a photo dropped outside the drop zone is added, and the page stays
     page.evaluate("""async () => {
         const c = document.createElement('canvas'); c.width = 64; c.height = 48;
-        const g = c.getContext('2d'); g.fillStyle = '#777'; g.fillRect(0, 0, 64, 48); g.fillStyle = '#ccc'; g.fillRect(10, 10, 30, 20);
+        const g = c.getContext('2d'); g.fillStyle = '#777'; g.fillRect(0, 0, 64, 48);
+        g.fillStyle = '#ccc'; g.fillRect(10, 10, 30, 20);
         const blob = await new Promise(r => c.toBlob(r, 'image/png'));
         const dt = new DataTransfer(); dt.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
         const target = document.querySelector('.card .status');

@@ -12,7 +12,7 @@ with numbers on the user's own photos:
    the trade-off the paper is about). Loading the photos is not counted.
 2. Each trained model is evaluated (``evaluation.evaluate``) on the same held-out
    photos at every temperature given (classification models) or once
-   (regression), next to the grey and mean-colour baselines.
+   (regression), next to the gray and mean-color baselines.
 3. ``results.md`` (a table), ``results.json`` and plots: metrics against the
    temperature, and against parameters and inference time.
 
@@ -36,12 +36,24 @@ from ..training.trainer import Trainer, resolve_configs
 
 #: The default field: the paper, its L2 twin, Zhang et al.'s network, and the paper
 #: without rebalancing (λ = 1) and without its augmentation.
-DEFAULT_CONTENDERS = ("paper", "paper-regression", "eccv16", "paper-no-rebalancing=paper,lambda=1", "paper-no-augment=paper,augment=false")
+DEFAULT_CONTENDERS = (
+    "paper",
+    "paper-regression",
+    "eccv16",
+    "paper-no-rebalancing=paper,lambda=1",
+    "paper-no-augment=paper,augment=false",
+)
 DEFAULT_TEMPERATURES = (0.2, 0.38, 0.7, 1.0)
 #: Metrics in the table, best direction, and how to print them.
-TABLE_METRICS = (("auc", "AuC", "%.2f"), ("auc_rebalanced", "rebal. AuC", "%.2f"), ("psnr", "PSNR", "%.2f"), ("ssim", "SSIM", "%.3f"),
-                 ("colorfulness", "colourful.", "%.1f"), ("delta_colorfulness", "Δcolourful.", "%.1f"),
-                 ("false_colour", "invented %", "%.1f"))
+TABLE_METRICS = (
+    ("auc", "AuC", "%.2f"),
+    ("auc_rebalanced", "rebal. AuC", "%.2f"),
+    ("psnr", "PSNR", "%.2f"),
+    ("ssim", "SSIM", "%.3f"),
+    ("colorfulness", "colourful.", "%.1f"),
+    ("delta_colorfulness", "Δcolourful.", "%.1f"),
+    ("false_color", "invented %", "%.1f"),
+)
 _OVERRIDE_NAMES = {"lambda": "rebalance_lambda", "classes": "num_classes", "soft": "target"}
 _MODEL_KEYS = ("widths", "num_classes", "head", "arch", "color_space")
 
@@ -98,8 +110,15 @@ class CompareConfig:
 def _configs(c: Contender, cc: CompareConfig):
     model_over = {k: v for k, v in c.overrides.items() if k in _MODEL_KEYS}
     train_over = {k: v for k, v in c.overrides.items() if k not in _MODEL_KEYS}
-    base = {"crop": cc.crop, "batch_size": cc.batch_size, "load_size": max(cc.load_size, cc.crop), "seed": cc.seed, "workers": cc.workers,
-            "time_budget_s": cc.budget_s, "checkpoint_every": 10**9}
+    base = {
+        "crop": cc.crop,
+        "batch_size": cc.batch_size,
+        "load_size": max(cc.load_size, cc.crop),
+        "seed": cc.seed,
+        "workers": cc.workers,
+        "time_budget_s": cc.budget_s,
+        "checkpoint_every": 10**9,
+    }
     return resolve_configs(c.preset, model_over, base | train_over)
 
 
@@ -126,7 +145,9 @@ def inference_ms(model_spec: str, size: int = 256, repeats: int = 20) -> float:
     return 1e3 * min(times)
 
 
-def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender], cc: CompareConfig, progress: bool = True) -> dict:
+def compare(
+    photos: Path, eval_dir: Path, out: Path, contenders: list[Contender], cc: CompareConfig, progress: bool = True
+) -> dict:
     """Train, evaluate and report; returns the results (also in ``out/results.json``)."""
     log = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     names = [c.name for c in contenders]
@@ -135,7 +156,7 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
     eval_photos = evaluation_photos(eval_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    for name in ("gray", "mean-colour"):
+    for name in ("gray", "mean-color"):
         ev = evaluate(eval_photos, name, progress=False, working_size=cc.working_size, eval_size=cc.eval_size)
         rows.append({"contender": name, "kind": "baseline", "parameters": 0, "temperature": None} | _metrics(ev.metrics))
     runs: dict[str, dict] = {}
@@ -146,7 +167,9 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
             kept = json.loads((run / "config.json").read_text())
             wanted = {"model_config": mc.to_dict(), "train_config": asdict(cfg)}
             for part in ("model_config", "train_config"):
-                differ = sorted(k for k, v in wanted[part].items() if k != "workers" and json.loads(json.dumps(v)) != kept[part].get(k))
+                differ = sorted(
+                    k for k, v in wanted[part].items() if k != "workers" and json.loads(json.dumps(v)) != kept[part].get(k)
+                )
                 if differ:
                     raise ValueError(f"{run}: trained with other settings ({', '.join(differ)}); delete it or use another --out")
             log(f"colorunet: {c.name}: already trained, keeping {run}")
@@ -170,9 +193,12 @@ def compare(photos: Path, eval_dir: Path, out: Path, contenders: list[Contender]
         for t in temps:
             ev = evaluate(eval_photos, str(run), temperature=t, progress=False, working_size=cc.working_size,
                           eval_size=cc.eval_size)
-            rows.append({"contender": c.name, "kind": "model", "parameters": runs[c.name]["parameters"], "temperature": t} | _metrics(ev.metrics))
+            rows.append(
+                {"contender": c.name, "kind": "model", "parameters": runs[c.name]["parameters"], "temperature": t}
+                | _metrics(ev.metrics)
+            )
             log(f"colorunet: {c.name} T={t}: AuC {ev.metrics['auc']:.2f}, rebalanced {ev.metrics['auc_rebalanced']:.2f}, "
-                f"colourfulness {ev.metrics['colorfulness']:.1f}")
+                f"colorfulness {ev.metrics['colorfulness']:.1f}")
     results = {
         "config": asdict(cc), "photos": str(photos), "eval_photos": str(eval_dir), "eval_count": len(eval_photos),
         "runs": runs, "rows": rows,
@@ -200,10 +226,12 @@ def best_rows(results: dict, key: str = "auc_rebalanced") -> dict[str, dict]:
 def results_markdown(results: dict) -> str:
     cc = results["config"]
     lines = [
-        f"Trained on `{results['photos']}` for {cc['budget_s']:.0f} s of wall-clock each ({cc['crop']}² crops, batch {cc['batch_size']}); "
-        f"evaluated on the {results['eval_count']} photos of `{results['eval_photos']}` at a working size of {cc['working_size']}, "
+        f"Trained on `{results['photos']}` for {cc['budget_s']:.0f} s of wall-clock each ({cc['crop']}² crops, batch "
+        f"{cc['batch_size']}); "
+        f"evaluated on the {results['eval_count']} photos of `{results['eval_photos']}` at a working size of "
+        f"{cc['working_size']}, "
         f"scored at a short side of {cc.get('eval_size') or 'full resolution'}. "
-        f"Originals' colourfulness: {results['rows'][0]['colorfulness_true']:.1f}.",
+        f"Originals' colorfulness: {results['rows'][0]['colorfulness_true']:.1f}.",
         "",
         "| contender | parameters | steps | train s | infer ms (256²) | T | " + " | ".join(h for _, h, _ in TABLE_METRICS) + " |",
         "|---|---:|---:|---:|---:|---:|" + "---:|" * len(TABLE_METRICS),
@@ -228,7 +256,7 @@ def plot_results(results: dict, out: Path) -> None:
         import matplotlib.ticker
     except ImportError:
         return
-    keys = (("auc", "AuC (%)"), ("auc_rebalanced", "rebalanced AuC (%)"), ("colorfulness", "colourfulness"))
+    keys = (("auc", "AuC (%)"), ("auc_rebalanced", "rebalanced AuC (%)"), ("colorfulness", "colorfulness"))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, (k, label) in zip(axes, keys):
         by: dict[str, list] = {}
@@ -236,7 +264,9 @@ def plot_results(results: dict, out: Path) -> None:
             by.setdefault(r["contender"], []).append(r)
         for name, rs in by.items():
             if rs[0]["temperature"] is None:
-                ax.axhline(rs[0][k], linestyle="--", linewidth=1, label=name, color="grey" if rs[0]["kind"] == "baseline" else None)
+                ax.axhline(
+                    rs[0][k], linestyle="--", linewidth=1, label=name, color="gray" if rs[0]["kind"] == "baseline" else None
+                )
             else:
                 ax.plot([r["temperature"] for r in rs], [r[k] for r in rs], marker="o", label=name)
         if k == "colorfulness":
@@ -255,11 +285,21 @@ def plot_results(results: dict, out: Path) -> None:
                                          (lambda n: results["runs"][n]["inference_ms_256"], "network ms per 256² photo"))):
         for name, r in points.items():
             ax.scatter(x_of(name), r["auc_rebalanced"])
-            ax.annotate(f"{name} (T={r['temperature']:g})" if r["temperature"] else name, (x_of(name), r["auc_rebalanced"]), fontsize=7)
+            ax.annotate(
+                f"{name} (T={r['temperature']:g})" if r["temperature"] else name, (x_of(name), r["auc_rebalanced"]), fontsize=7
+            )
         for r in results["rows"]:
             if r["kind"] == "baseline":
                 ax.axhline(r["auc_rebalanced"], color="grey", linestyle="--", linewidth=1)
-                ax.text(0.01, r["auc_rebalanced"], r["contender"], fontsize=7, color="grey", transform=ax.get_yaxis_transform(), va="bottom")
+                ax.text(
+                    0.01,
+                    r["auc_rebalanced"],
+                    r["contender"],
+                    fontsize=7,
+                    color="grey",
+                    transform=ax.get_yaxis_transform(),
+                    va="bottom",
+                )
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(xlabel)

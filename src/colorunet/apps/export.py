@@ -76,7 +76,9 @@ def export_onnx(model_spec, out: Path, check_photos: list[Path] | None = None, o
             return float(np.abs(got - ref).max())
 
         rng = np.random.default_rng(0)
-        d_random = max(diff(rng.uniform(0, 1, (b, 1, h * mult, w * mult)).astype(np.float32)) for b, h, w in ((1, 5, 7), (3, 16, 12)))
+        d_random = max(
+            diff(rng.uniform(0, 1, (b, 1, h * mult, w * mult)).astype(np.float32)) for b, h, w in ((1, 5, 7), (3, 16, 12))
+        )
         d_photos = 0.0
         for p in check_photos or []:
             y = working_luma(read_luma(p, m.config.color_space)[0])  # as colorize reads the photo

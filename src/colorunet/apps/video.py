@@ -135,9 +135,9 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def is_blank(hist: np.ndarray) -> bool:
     """Whether a frame of this luma histogram is (nearly) uniform: the black or white of a fade."""
-    centres = (np.arange(HIST_BINS) + 0.5) / HIST_BINS
-    mean = float(hist @ centres)
-    return float(hist @ (centres - mean) ** 2) < BLANK_STD**2
+    centers = (np.arange(HIST_BINS) + 0.5) / HIST_BINS
+    mean = float(hist @ centers)
+    return float(hist @ (centers - mean) ** 2) < BLANK_STD**2
 
 
 class ShotDetector:
@@ -294,7 +294,9 @@ def colorize_video(
                 aout = out.add_stream_from_template(ain) if ain is not None else None
                 streams = [vin] + ([ain] if ain is not None else [])
                 total = vin.frames or None
-                bar = tqdm(total=total, desc="colorizing", unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+                bar = tqdm(
+                    total=total, desc="colorizing", unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True
+                )
                 try:
                     for packet in container.demux(*streams):
                         if packet.stream is ain:
@@ -312,7 +314,8 @@ def colorize_video(
                             bar.update(1)
                 except av.error.FFmpegError as e:
                     # a damaged film (an mp4 whose index points at missing data, say): the output is not replaced
-                    raise VideoError(f"{src}: {'no frames could be decoded' if report.frames == 0 else f'stopped after {report.frames} frames'} ({e})") from None
+                    what = "no frames could be decoded" if report.frames == 0 else f"stopped after {report.frames} frames"
+                    raise VideoError(f"{src}: {what} ({e})") from None
                 if report.frames == 0:
                     # inside atomic_path: the temporary file goes, an existing dst stays
                     raise VideoError(f"{src}: no frames could be decoded")
@@ -323,7 +326,9 @@ def colorize_video(
 
 
 def _container_format(path: Path) -> str | None:
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}.get(path.suffix.lower())
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}.get(
+        path.suffix.lower()
+    )
 
 
 def _natural_key(path: Path) -> list:
@@ -351,7 +356,8 @@ def colorize_frames(src: Path, dst: Path, colorizer: FrameColorizer, progress: b
     for path in frames:  # f1.jpg and f1.png would both become f1.png: refuse before writing anything
         other = outputs.setdefault(path.stem + ".png", path)
         if other != path:
-            raise VideoError(f"{path}: its output {dst / (path.stem + '.png')} would also be that of {other.name}; rename one of them")
+            raise VideoError(f"{path}: its output {dst / (path.stem + '.png')} would also be that of {other.name}; rename one "
+                             "of them")
     for path in tqdm(frames, desc="colorizing", unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True):
         save_image(colorizer(open_image(path)), dst / (path.stem + ".png"))
         report.frames += 1

@@ -57,8 +57,21 @@ class OneDNNConv(nn.Module):
         x = x.to(self.weight.dtype)  # only the first layer's input is not already in it
         if self.transposed:
             return torch.ops.mkldnn._convolution_transpose_pointwise(
-                x, self.weight, self.bias, self.padding, self.output_padding, self.stride, self.dilation, self.groups, self.attr, [None], "")
-        return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, self.attr, [None], "")
+                x,
+                self.weight,
+                self.bias,
+                self.padding,
+                self.output_padding,
+                self.stride,
+                self.dilation,
+                self.groups,
+                self.attr,
+                [None],
+                "",
+            )
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, self.attr, [None], ""
+        )
 
     def extra_repr(self) -> str:
         kind = "transposed " if self.transposed else ""

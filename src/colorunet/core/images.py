@@ -21,7 +21,17 @@ from .errors import ColorunetError
 #: File name extensions colorunet reads when given a folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: Output formats by extension.
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".jpe": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jfif": "JPEG",
+    ".jpe": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 #: Largest picture decoded (pixels). A bigger header is refused before its pixels
 #: are decoded (a "decompression bomb": a few kB of PNG that would need 10 GB).
 MAX_PIXELS = 200_000_000
@@ -34,8 +44,8 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 #: or a decompression bomb; it is refused before its pixels are decoded.
 JPEG_MAX_PIXELS_PER_BYTE = 2048
 JPEG_QUALITY = 95
-#: zlib level of PNG outputs. On a 12-megapixel colorization, level 1 encodes in
-#: 0.6 s against 2.7 s at Pillow's default 6, for a file 25% larger (10 vs 8 MB):
+#: zlib level of PNG outputs. Level 1 encodes several times faster than Pillow's
+#: default 6, for a file about 25% larger (benchmarks/results/notes_from_code.md):
 #: for photos, which barely compress losslessly anyway, time matters more.
 PNG_COMPRESS_LEVEL = 1
 
@@ -84,7 +94,8 @@ def open_image(
             if img.format == "JPEG" and w * h > 1_000_000:
                 size = len(path) if isinstance(path, bytes) else os.stat(source).st_size
                 if w * h > JPEG_MAX_PIXELS_PER_BYTE * size:
-                    raise ImageError(f"{label}: claims {w}×{h} pixels in only {size:,} bytes (a truncated file or a decompression bomb); refused")
+                    raise ImageError(f"{label}: claims {w}×{h} pixels in only {size:,} bytes (a truncated file or a "
+                                     "decompression bomb); refused")
             if draft_short_side and img.format == "JPEG":
                 f = draft_short_side / min(w, h)
                 img.draft("RGB", (max(1, int(w * f + 1)), max(1, int(h * f + 1))))
@@ -101,7 +112,8 @@ def open_image(
     except PermissionError:
         raise ImageError(f"{label}: permission denied") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not an image file, or in a format colorunet cannot read (JPEG, PNG, WebP, TIFF, BMP and GIF work)") from None
+        raise ImageError(f"{label}: not an image file, or in a format colorunet cannot read (JPEG, PNG, WebP, TIFF, BMP and "
+                         "GIF work)") from None
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"{label}: refused, more pixels than the limit of {max_pixels:,}") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -139,12 +151,12 @@ def stored_pixels(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         alpha = np.asarray(img.getchannel("A"))
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         exact = np.float64 if img.mode == "I" else np.float32  # 32-bit integers do not fit float32's 24-bit mantissa
-        grey = grey_in_unit_range(np.asarray(img, dtype=exact), f"a mode {img.mode!r} image", floats=img.mode == "F")
-        return grey[..., None], alpha
+        gray = gray_in_unit_range(np.asarray(img, dtype=exact), f"a mode {img.mode!r} image", floats=img.mode == "F")
+        return gray[..., None], alpha
     return np.asarray(img.convert("RGB")), alpha
 
 
-def grey_in_unit_range(a: np.ndarray, what: str, floats: bool = False) -> np.ndarray:
+def gray_in_unit_range(a: np.ndarray, what: str, floats: bool = False) -> np.ndarray:
     """Greyscale values of a 16-bit, 32-bit or floating-point image as float32 in [0, 1].
 
     The range is read from the values: ``floats`` up to 1 are already in [0, 1];
@@ -194,7 +206,13 @@ def save_image(img: Image.Image, path: str | os.PathLike, fmt: str | None = None
     pil_format = output_format(path, fmt)
     if pil_format == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")  # JPEG has no alpha
-    kwargs = {"quality": JPEG_QUALITY} if pil_format in ("JPEG", "WEBP") else {"compress_level": PNG_COMPRESS_LEVEL} if pil_format == "PNG" else {}
+    kwargs = (
+        {"quality": JPEG_QUALITY}
+        if pil_format in ("JPEG", "WEBP")
+        else {"compress_level": PNG_COMPRESS_LEVEL}
+        if pil_format == "PNG"
+        else {}
+    )
     try:
         with atomic_path(path) as tmp:
             img.save(tmp, format=pil_format, **kwargs)

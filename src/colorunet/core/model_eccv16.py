@@ -25,7 +25,10 @@ def _block(c_in: int, c_out: int, n: int, stride_last: int = 1, dilation: int = 
     layers: list[nn.Module] = []
     for i in range(n):
         stride = stride_last if i == n - 1 else 1
-        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, stride=stride, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, stride=stride, padding=dilation, dilation=dilation),
+            nn.ReLU(inplace=True),
+        ]
     if norm:
         layers.append(nn.BatchNorm2d(c_out))
     return nn.Sequential(*layers)

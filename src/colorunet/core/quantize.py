@@ -298,7 +298,7 @@ def in_gamut_cells(grid_size: int = LAB_GRID_SIZE, samples_per_axis: int = 5, li
 
 def _nearest_kept(kept: np.ndarray, grid_size: int, space: str = "yuv") -> np.ndarray:
     """(grid²,) index into ``kept`` of the nearest kept cell centre, per cell."""
-    centres = cell_centers(grid_size, space)
-    d = ((centres[:, None, :] - centres[None, kept, :]) ** 2).sum(-1)
+    centers = cell_centers(grid_size, space)
+    d = ((centers[:, None, :] - centers[None, kept, :]) ** 2).sum(-1)
     # argmin takes the first minimum: ties go to the more frequent kept cell.
     return np.argmin(d, axis=1)

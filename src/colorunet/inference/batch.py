@@ -173,7 +173,14 @@ def run_jobs(
             save_image(confidence_image(result.confidence_margin), ratio_path)
 
     errors = (ColorunetError, MemoryError, RuntimeError, ValueError, OSError)
-    bar = tqdm(total=len(todo), desc="colorizing", unit="photo", disable=not progress or len(todo) < 2, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(todo),
+        desc="colorizing",
+        unit="photo",
+        disable=not progress or len(todo) < 2,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="colorunet-io") as pool:
         loads = deque()
         writes: deque = deque()

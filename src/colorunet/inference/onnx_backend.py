@@ -4,7 +4,8 @@ Runs a file written by ``colorunet export`` (the shipped model comes as
 ``assets/default.onnx`` too). ``OnnxModel`` is a backend (``backend.Backend``):
 everything around the network is the one pipeline (``pipeline``) — reading the
 luma and the working size, the annealed mean, the recombination with the
-full-resolution luma — so the two backends differ only by the network's arithmetic. ONNX Runtime runs in fp32 here; the PyTorch backend uses
+full-resolution luma — so the two backends differ only by the network's
+arithmetic. ONNX Runtime runs in fp32 here; the PyTorch backend uses
 bf16 where the CPU has it, which is why the two results differ by a few 8-bit
 levels at most. Importing this module does not import torch.
 """

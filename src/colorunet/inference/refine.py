@@ -116,9 +116,18 @@ def parse_hints(data: dict | list, source: str = "hints") -> Hints:
 
     try:
         for i, p in enumerate(data.get("points", [])):
-            points.append((coordinate(p["x"], f"points[{i}].x"), coordinate(p["y"], f"points[{i}].y"), parse_color(p["color"], f"{source}: points[{i}]")))
+            points.append(
+                (
+                    coordinate(p["x"], f"points[{i}].x"),
+                    coordinate(p["y"], f"points[{i}].y"),
+                    parse_color(p["color"], f"{source}: points[{i}]"),
+                )
+            )
         for i, s in enumerate(data.get("strokes", [])):
-            pts = [(coordinate(x, f"strokes[{i}].points[{j}]"), coordinate(y, f"strokes[{i}].points[{j}]")) for j, (x, y) in enumerate(s["points"])]
+            pts = [
+                (coordinate(x, f"strokes[{i}].points[{j}]"), coordinate(y, f"strokes[{i}].points[{j}]"))
+                for j, (x, y) in enumerate(s["points"])
+            ]
             if not pts:
                 raise HintError(f"{source}: strokes[{i}] has no points")
             width = coordinate(s.get("width", 3), f"strokes[{i}].width")

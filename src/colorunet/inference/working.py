@@ -21,8 +21,9 @@ from ..core.images import ImageError, float_rgb, open_image, pad_to_multiple, st
 DEFAULT_WORKING_SIZE = 256
 #: The working image has at most this many times working_size² pixels. The short
 #: side alone does not bound the work: a 4000×250 strip is never scaled down by it,
-#: and refining its million pixels took 3 GB and 18 s. Photos up to 2:1 (3:2, 16:9)
-#: are not affected; longer strips run at a lower resolution.
+#: and refining its million pixels took gigabytes and many seconds (measured in
+#: benchmarks/results/notes_from_code.md). Photos up to 2:1 (3:2, 16:9) are not affected;
+#: longer strips run at a lower resolution.
 MAX_WORKING_AREA = 2
 
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
@@ -75,7 +76,8 @@ def array_image(a: np.ndarray) -> Image.Image:
         if not np.isfinite(f).all():
             raise ImageError(f"{a.dtype} array: holds NaN or infinite values")
         if f.min() < 0 or f.max() > 1:
-            raise ImageError(f"{a.dtype} array: values from {float(a.min()):g} to {float(a.max()):g}; a float image must be in [0, 1]")
+            raise ImageError(f"{a.dtype} array: values from {float(a.min()):g} to {float(a.max()):g}; a float image must be in "
+                             "[0, 1]")
         if a.ndim == 2:
             return Image.fromarray(f.astype(np.float32), mode="F")  # keeps the precision (stored_pixels)
         return Image.fromarray(to_uint8(f))
@@ -107,10 +109,10 @@ def working_luma(y: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> np.
 
 
 #: Full-resolution conversions go a block of rows at a time, about this many
-#: pixels per block: whole-photo float32 temporaries made a 12-megapixel photo
-#: peak at 1.4 GB, a dozen full-size planes for the recombination alone. Blocks
-#: this small also keep the temporaries in the CPU's cache: recombining 12 MP
-#: took 0.15 s with 64k-pixel blocks against 0.30 s with 1M-pixel ones.
+#: pixels per block: whole-photo float32 temporaries cost a dozen full-size
+#: planes for the recombination alone. Blocks this small also keep the
+#: temporaries in the CPU's cache, which made recombination about twice as fast
+#: as with 1M-pixel blocks (measurements: benchmarks/results/notes_from_code.md).
 BLOCK_PIXELS = 1 << 16
 
 

@@ -59,7 +59,9 @@ class PhotoSet:
     skipped: list[str]
 
 
-def load_photos(paths: list[Path], load_size: int, progress: bool = True, min_size: int = 0, workers: int | None = None) -> PhotoSet:
+def load_photos(
+    paths: list[Path], load_size: int, progress: bool = True, min_size: int = 0, workers: int | None = None
+) -> PhotoSet:
     """Decode photos in parallel (Pillow releases the GIL), skipping bad and grey ones."""
     import os
 
@@ -72,13 +74,15 @@ def load_photos(paths: list[Path], load_size: int, progress: bool = True, min_si
         except ImageError as e:
             return None, str(e)
         if is_grayscale(a):
-            return None, f"{p}: skipped, a greyscale photo"
+            return None, f"{p}: skipped, a grayscale photo"
         return a, None
 
     photos, kept, skipped = [], [], []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(one, paths)
-        for p, (a, why) in zip(paths, tqdm(results, total=len(paths), desc="loading photos", disable=not progress, file=sys.stderr, leave=False)):
+        for p, (a, why) in zip(
+            paths, tqdm(results, total=len(paths), desc="loading photos", disable=not progress, file=sys.stderr, leave=False)
+        ):
             if a is None:
                 skipped.append(why)
             else:
@@ -170,8 +174,8 @@ class CropBatches(torch.utils.data.Dataset):
         return int(self._epoch_permutation(k // n)[k % n])
 
     def _epoch_permutation(self, epoch: int) -> np.ndarray:
-        """The order of the photos in ``epoch``, computed once per epoch (it is O(n): 2.9 ms at
-        100,000 photos, which redone for every sample made large folders train slower)."""
+        """The order of the photos in ``epoch``, computed once per epoch (it is O(n),
+        which redone for every sample made large folders train slower; see benchmarks/results/notes_from_code.md)."""
         cached = getattr(self, "_perm_cache", None)
         if cached is None or cached[0] != epoch:
             perm = np.random.default_rng((self.seed, 0xE0C, epoch)).permutation(len(self.photos))

@@ -199,7 +199,13 @@ def index_tars(tars: list[str], out: Path) -> dict:
         return t if is_url(t) else Path(os.path.relpath(Path(t).resolve(), here)).as_posix()
 
     shards = [_index_one_tar(t, recorded(t)) for t in tars]
-    index = {"format": INDEX_FORMAT, "version": 1, "photos": sum(len(s["names"]) for s in shards), "shards": shards, "skipped": []}
+    index = {
+        "format": INDEX_FORMAT,
+        "version": 1,
+        "photos": sum(len(s["names"]) for s in shards),
+        "shards": shards,
+        "skipped": [],
+    }
     write_text_atomic(out, json.dumps(index))
     return index
 
@@ -251,7 +257,11 @@ def split_records(spec: str | os.PathLike, val_fraction: float) -> tuple[Records
     """Training and validation photos of a shard set, split by the same rule as a folder."""
     index, base = read_index(spec)
     urls = [_resolve(base, s["url"]) for s in index["shards"]]
-    rows = [(i, off, size, name) for i, s in enumerate(index["shards"]) for name, off, size in zip(s["names"], s["offsets"], s["sizes"])]
+    rows = [
+        (i, off, size, name)
+        for i, s in enumerate(index["shards"])
+        for name, off, size in zip(s["names"], s["offsets"], s["sizes"])
+    ]
     train, val = split_by_name(rows, [r[3] for r in rows], val_fraction)
 
     def records(rows) -> Records:
@@ -343,7 +353,7 @@ class ShardPhotos:
         data = self._files.read(url, int(r.offset[i]), int(r.size[i]))
         a = load_photo(data, self.load_size, self.min_size, name=f"{url}:{name}")
         if is_grayscale(a):
-            raise ImageError(f"{url}:{name}: a greyscale photo")
+            raise ImageError(f"{url}:{name}: a grayscale photo")
         return a
 
     def __getitem__(self, i: int) -> np.ndarray:

@@ -26,7 +26,14 @@ from ..core.atomic import OutputError, write_text_atomic
 from .checkpoint import CheckpointError, list_checkpoints, load_latest_checkpoint, save_checkpoint
 from . import distributed
 from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, validation_batch
-from .losses import SOFT_K, SOFT_SIGMA_CELLS, rebalanced_cross_entropy, regression_loss, soft_encode, soft_rebalanced_cross_entropy
+from .losses import (
+    SOFT_K,
+    SOFT_SIGMA_CELLS,
+    rebalanced_cross_entropy,
+    regression_loss,
+    soft_encode,
+    soft_rebalanced_cross_entropy,
+)
 from ..core.hardware import pick_device, pick_dtype
 from ..core.model import ColorUNetConfig, build_network, count_parameters
 from .presets import PRESETS
@@ -132,7 +139,9 @@ class TrainConfig:
             raise ValueError(f"load size ({self.load_size}) must be at least the crop ({self.crop})")
 
 
-def resolve_configs(preset: str, model_overrides: dict[str, Any], train_overrides: dict[str, Any]) -> tuple[ColorUNetConfig, TrainConfig]:
+def resolve_configs(
+    preset: str, model_overrides: dict[str, Any], train_overrides: dict[str, Any]
+) -> tuple[ColorUNetConfig, TrainConfig]:
     """Preset values, then explicit overrides (None means "not given")."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -161,7 +170,9 @@ def learning_rate(step: int, total: int, cfg: TrainConfig, spent: float | None =
 class Trainer:
     """One training run in ``out_dir``: new, or resumed from its newest checkpoint."""
 
-    def __init__(self, photos_dir: Path | str, out_dir: Path, model_config: ColorUNetConfig, cfg: TrainConfig, progress: bool = True):
+    def __init__(
+        self, photos_dir: Path | str, out_dir: Path, model_config: ColorUNetConfig, cfg: TrainConfig, progress: bool = True
+    ):
         # A folder of photos, or tar shards: a folder with shards.json, the index itself, or a URL.
         self.photos_dir = photos_dir if is_url(str(photos_dir)) else Path(photos_dir)
         self.out_dir = Path(out_dir)
@@ -169,7 +180,8 @@ class Trainer:
         self.cfg = cfg
         self.progress = progress
         if cfg.crop % model_config.size_multiple:
-            raise ValueError(f"crop {cfg.crop} must be a multiple of {model_config.size_multiple} for widths {model_config.widths}")
+            raise ValueError(f"crop {cfg.crop} must be a multiple of {model_config.size_multiple} for widths "
+                             f"{model_config.widths}")
 
     def log(self, msg: str) -> None:
         if self.progress:
@@ -185,7 +197,9 @@ class Trainer:
             train_rec, val_rec = split_records(self.photos_dir, cfg.val_fraction)
             train = ShardPhotos(train_rec, cfg.load_size, cfg.crop, cfg.seed)
             n_val = min(MAX_VALIDATION_PHOTOS, len(val_rec)) if with_validation else 0
-            val_photos = list(decode_some(ShardPhotos(val_rec, cfg.load_size, cfg.crop, cfg.seed), list(range(n_val)))) if n_val else []
+            val_photos = (
+                list(decode_some(ShardPhotos(val_rec, cfg.load_size, cfg.crop, cfg.seed), list(range(n_val)))) if n_val else []
+            )
             return _TrainingData(
                 train, val_photos, train_rec.names, 0,
                 lambda: decode_some(train, prior_sample(len(train), cfg.prior_photos, cfg.seed)),
@@ -194,11 +208,13 @@ class Trainer:
         train_paths, val_paths = split_paths(paths, self.photos_dir, cfg.val_fraction)
         if not train_paths and val_paths:
             # a folder of one photo that the split holds out: train on it rather than on nothing
-            self.log(f"colorunet: {self.photos_dir}: too few photos to hold any out for validation; training on all {len(val_paths)}")
+            self.log(f"colorunet: {self.photos_dir}: too few photos to hold any out for validation; training on all "
+                     f"{len(val_paths)}")
             train_paths, val_paths = val_paths, []
         elif cfg.val_fraction > 0 and not val_paths and with_validation:
             self.log(f"colorunet: none of the {len(paths)} photos falls in the validation split (a hash of each name picks "
-                     f"{cfg.val_fraction:.0%} of them, so adding photos never moves one across); training without a validation loss")
+                     f"{cfg.val_fraction:.0%} of them, so adding photos never moves one across); training without a validation "
+                     "loss")
         train = load_photos(train_paths, cfg.load_size, progress=self.progress, min_size=cfg.crop)
         val = load_photos(val_paths if with_validation else [], cfg.load_size, progress=self.progress, min_size=cfg.crop)
         for why in train.skipped + val.skipped:
@@ -273,7 +289,9 @@ class Trainer:
                 ips = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
                 row["images_per_s"] = f"{ips:.1f}"
-                bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-", img_s=f"{ips:.0f}")
+                bar.set_postfix(
+                    loss=f"{loss_value:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-", img_s=f"{ips:.0f}"
+                )
             row["elapsed_s"] = f"{time.perf_counter() - t0:.3f}"
             if logger:
                 logger.write(row)
@@ -311,7 +329,8 @@ class Trainer:
         if not resume and (list_checkpoints(out) or (out / MODEL_FILENAME).exists()):
             raise ValueError(f"{out}: already holds a training run; use --resume to continue it, or another --out")
         if resume and existing is not None and existing[0]["train_config"].get("time_budget_s"):
-            raise ValueError(f"{out}: a run with a time budget cannot be resumed (its schedule ran on the clock); start a new one")
+            raise ValueError(f"{out}: a run with a time budget cannot be resumed (its schedule ran on the clock); start a new "
+                             "one")
         if resume and existing is None:
             raise CheckpointError(f"{out}: no checkpoint to resume from (did the run stop before its first one?); "
                                   "start it again without --resume")
@@ -529,7 +548,8 @@ class Trainer:
         mine, theirs = self.model_config, m.config
         for key in ("num_classes", "color_space", "head"):
             if getattr(mine, key) != getattr(theirs, key):
-                raise ValueError(f"--init {self.cfg.init}: its {key} is {getattr(theirs, key)!r}, this run's {getattr(mine, key)!r}")
+                raise ValueError(f"--init {self.cfg.init}: its {key} is {getattr(theirs, key)!r}, this run's "
+                                 f"{getattr(mine, key)!r}")
         if m.quantizer is None and mine.head == "classification":
             raise ValueError(f"--init {self.cfg.init}: has no quantiser")
         return m
@@ -551,7 +571,8 @@ class Trainer:
         if mc.color_space == "lab":  # Zhang et al.'s quantiser: every in-gamut ab bin
             q = Quantizer.fit_in_gamut(chroma_histogram(data.prior(), LAB_GRID_SIZE, space="lab"), self.cfg.prior_sigma)
             if mc.head == "classification" and q.num_classes != mc.num_classes:
-                raise ValueError(f"a Lab model has {q.num_classes} classes (the in-gamut ab bins); got --classes {mc.num_classes}")
+                raise ValueError(f"a Lab model has {q.num_classes} classes (the in-gamut ab bins); got --classes "
+                                 f"{mc.num_classes}")
             return q
         return Quantizer.fit(chroma_histogram(data.prior(), GRID_SIZE), mc.num_classes, self.cfg.prior_sigma)
 

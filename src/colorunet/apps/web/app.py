@@ -47,7 +47,15 @@ from starlette.formparsers import MultiPartParser
 
 from ...core.decode import MODES
 from ...core.images import PNG_COMPRESS_LEVEL, ImageError, ImageTooLarge, open_image
-from ...inference.pipeline import DEFAULT_WORKING_SIZE, Prediction, check_refine_options, confidence_image, get_model, predict, render
+from ...inference.pipeline import (
+    DEFAULT_WORKING_SIZE,
+    Prediction,
+    check_refine_options,
+    confidence_image,
+    get_model,
+    predict,
+    render,
+)
 from ...inference.refine import HintError, Hints, parse_hints_json
 from ...core.values import MAX_TEMPERATURE, MIN_TEMPERATURE, ValueRangeError, check_temperature
 
@@ -230,7 +238,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             await asyncio.wait_for(slots.acquire(), timeout=settings.queue_timeout_s)
         except asyncio.TimeoutError:
-            raise HTTPException(503, "busy: too many colorizations at once, try again shortly", {"Retry-After": str(RETRY_AFTER_S)}) from None
+            raise HTTPException(503, "busy: too many colorizations at once, try again "
+                                     "shortly", {"Retry-After": str(RETRY_AFTER_S)}) from None
         try:
             return await run_in_threadpool(fn, *args)
         finally:
@@ -305,7 +314,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             "architecture": model.config.to_dict(),
             "temperature": model.temperature,
             "modes": list(MODES),
-            "quantizer": None if q is None else {"grid_size": q.grid_size, "classes": q.num_classes, "centers_uv": q.centers.round(4).tolist()},
+            "quantizer": None
+            if q is None
+            else {"grid_size": q.grid_size, "classes": q.num_classes, "centers_uv": q.centers.round(4).tolist()},
             "training_data": model.metadata.get("data"),
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels},
         }
@@ -314,11 +325,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def colorize_endpoint(
         request: Request,
         image: UploadFile = File(..., description="the photo"),
-        temperature: float | None = Form(None, description=f"annealed-mean temperature, {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}; default: the model's"),
+        temperature: float | None = Form(None, description=f"annealed-mean temperature, {MIN_TEMPERATURE:g} to "
+                                                           f"{MAX_TEMPERATURE:g}; default: the model's"),
         mode: Literal["annealed", "mean", "mode"] = Form("annealed"),
         confidence: bool = Form(False, description="return the confidence map (white = sure) instead of the colorization"),
         refine: bool = Form(False, description="propagate the colours of the network's most confident pixels (removes stains)"),
-        hints: str | None = Form(None, max_length=200_000, description='JSON: {"points": [{"x", "y", "color"}], "strokes": [{"points", "color", "width"}]}'),
+        hints: str | None = Form(None, max_length=200_000, description='JSON: {"points": [{"x", "y", "color"}], "strokes": '
+                                                                       '[{"points", "color", "width"}]}'),
         format: Literal["png", "jpeg"] | None = Form(None, description="png or jpeg; default from Accept, else png"),
     ) -> Response:
         hint_set = parse_hint_field(hints)
