@@ -1,8 +1,8 @@
 """The photo side of colorizing, shared by every backend: no PyTorch here.
 
-Reading a photo's luma, the working size the network runs at, and the result
-type. ``pipeline`` (PyTorch) and ``onnx_backend`` (ONNX Runtime) both build on
-it, so the two backends treat a photo the same way.
+Reading a photo's luma, the working size the network runs at, the upsampling
+and recombination at full resolution, and the result type. ``pipeline`` builds
+on it for every backend (PyTorch or ONNX Runtime), so all treat a photo the same way.
 """
 
 from __future__ import annotations
