@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.data import CropBatches
-from colorunet.quantize import ChromaHistogram, Quantizer
+from colorunet.training.data import CropBatches
+from colorunet.core.quantize import ChromaHistogram, Quantizer
 
 
 class PerSamplePermutation(CropBatches):

@@ -23,13 +23,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.color import rgb_to_lab  # noqa: E402
-from colorunet.decode import annealed_distribution  # noqa: E402
-from colorunet.evaluation import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size  # noqa: E402
-from colorunet.images import open_image, to_float_rgb, to_uint8  # noqa: E402
-from colorunet.metrics import AccuracyCurve, colorfulness, false_colour, psnr  # noqa: E402
-from colorunet.pipeline import get_model, predict  # noqa: E402
-from colorunet.working import recombine  # noqa: E402
+from colorunet.core.color import rgb_to_lab  # noqa: E402
+from colorunet.core.decode import annealed_distribution  # noqa: E402
+from colorunet.evaluation.evaluate import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size  # noqa: E402
+from colorunet.core.images import open_image, to_float_rgb, to_uint8  # noqa: E402
+from colorunet.evaluation.metrics import AccuracyCurve, colorfulness, false_color, psnr  # noqa: E402
+from colorunet.inference.pipeline import get_model, predict  # noqa: E402
+from colorunet.inference.working import recombine  # noqa: E402
 
 
 def normalised_entropy(scores: torch.Tensor) -> torch.Tensor:
@@ -55,9 +55,15 @@ def candidates(centers: torch.Tensor, log_w: torch.Tensor, only: str | None = No
         yield f"T={t}", lambda s, t=t: expectation(annealed_distribution(s, t))
     for t in (0.5, 0.7):
         for g in (0.5, 1.0, 2.0):
-            yield f"T={t}, chroma × (1-H)^{g}", lambda s, t=t, g=g: expectation(annealed_distribution(s, t)) * (1 - normalised_entropy(s)) ** g
+            yield (
+                f"T={t}, chroma × (1-H)^{g}",
+                lambda s, t=t, g=g: expectation(annealed_distribution(s, t)) * (1 - normalised_entropy(s)) ** g,
+            )
         for k in (1.0, 2.0):
-            yield f"T={t} + {k}·H per pixel", lambda s, t=t, k=k: expectation(torch.softmax(s / (t + k * normalised_entropy(s)), dim=1))
+            yield (
+                f"T={t} + {k}·H per pixel",
+                lambda s, t=t, k=k: expectation(torch.softmax(s / (t + k * normalised_entropy(s)), dim=1)),
+            )
 
 
 def main() -> None:
@@ -86,11 +92,12 @@ def main() -> None:
             out = np.asarray(recombine(pred.luma, uv[0], uv[1], None, "yuv").convert("RGB"), dtype=np.float64) / 255
             pab, tab = rgb_to_lab(out)[..., 1:], rgb_to_lab(true)[..., 1:]
             curve.add_ab(pab, tab)
-            invented.append(false_colour(pab, tab))
+            invented.append(false_color(pab, tab))
             colour.append(colorfulness(out))
             ps.append(psnr(out, true))
         c = np.mean(colour)
-        print(f"{name:<28}{curve.auc(True):>11.2f}{curve.auc():>8.2f}{np.mean(ps):>7.2f}{c:>6.1f} ({100 * c / truth_colour:3.0f}%)"
+        print(f"{name:<28}{curve.auc(True):>11.2f}{curve.auc():>8.2f}{np.mean(ps):>7.2f}{c:>6.1f} "
+              f"({100 * c / truth_colour:3.0f}%)"
               f"{np.nanmean(invented):>9.1f}", flush=True)
 
 

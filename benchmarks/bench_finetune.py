@@ -40,9 +40,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.color import lab_to_rgb, rgb_to_lab  # noqa: E402
-from colorunet.images import find_images, open_image, to_uint8  # noqa: E402
-from colorunet.photo_filters import DuplicateIndex, flatten_alpha, perceptual_hash, photo_problem  # noqa: E402
+from colorunet.core.color import lab_to_rgb, rgb_to_lab  # noqa: E402
+from colorunet.core.images import find_images, open_image, to_uint8  # noqa: E402
+from colorunet.datasets.photo_filters import DuplicateIndex, flatten_alpha, perceptual_hash, photo_problem  # noqa: E402
 
 #: The faded-print cast: Lab shift (a*, b*) and how much the blacks are lifted (L* units).
 CAST_AB = (8.0, 22.0)
@@ -120,7 +120,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, help="train every model for this many steps instead of --budget seconds: the same budget "
                                              "whatever else the machine is doing")
     p.add_argument("--eval", type=Path, default=Path("pool/eval"))
-    p.add_argument("--lr", type=float, nargs="*", default=[], help="fine-tune at these learning rates (default: the fine-tuning default)")
+    p.add_argument(
+        "--lr", type=float, nargs="*", default=[], help="fine-tune at these learning rates (default: the fine-tuning default)"
+    )
     p.add_argument("--no-scratch", action="store_true")
     args = p.parse_args()
 
@@ -138,7 +140,9 @@ def main() -> None:
     scores.mkdir(exist_ok=True)
     rows = [("shipped", "default", float("nan"), 0)] + [(n, str(r), *final_val_loss(r)) for n, r in runs.items()]
     print(f"{'model':<14} {'steps':>6} {'val loss':>9} | {'held-out half':^26} | {'--eval photos':^26}")
-    print(f"{'':<14} {'':>6} {'':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9}")
+    print(
+        f"{'':<14} {'':>6} {'':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9}"
+    )
     for name, model, val, steps in rows:
         held = score(model, b, scores / f"{name}_heldout.json")
         ev = score(model, args.eval, scores / f"{name}_eval.json")

@@ -45,14 +45,14 @@ def child(size: str, model: str, repeats: int, working_size: int, backend: str =
     import numpy as np
     from PIL import Image
 
-    from colorunet.allocator import reuse_freed_memory
-    from colorunet.images import save_image
+    from colorunet.apps.allocator import reuse_freed_memory
+    from colorunet.core.images import save_image
 
     reuse_freed_memory()  # as the colorunet command does first
     if backend == "onnx":
-        from colorunet.onnx_backend import colorize_full, load_onnx_model as get_model
+        from colorunet.inference.onnx_backend import colorize_full, load_onnx_model as get_model
     else:
-        from colorunet.pipeline import colorize_full, get_model
+        from colorunet.inference.pipeline import colorize_full, get_model
 
     w, h = (int(x) for x in size.split("x"))
     rng = np.random.default_rng(0)
@@ -71,7 +71,15 @@ def child(size: str, model: str, repeats: int, working_size: int, backend: str =
         save_image(result.image, Path(tmp) / "out.png")
         encode = time.perf_counter() - t
     peak_mb = vm_hwm_mb("self")
-    return {"backend": backend, "torch_imported": "torch" in sys.modules, "size": size, "megapixels": w * h / 1e6, "colorize_s": min(times), "png_encode_s": encode, "peak_rss_mb": peak_mb}
+    return {
+        "backend": backend,
+        "torch_imported": "torch" in sys.modules,
+        "size": size,
+        "megapixels": w * h / 1e6,
+        "colorize_s": min(times),
+        "png_encode_s": encode,
+        "peak_rss_mb": peak_mb,
+    }
 
 
 def vm_hwm_mb(pid) -> float:
@@ -99,13 +107,17 @@ NETWORK_CASES = [(size, batch) for size in (256, 512) for batch in (1, 16)]
 def make_nets(model_spec: str) -> dict:
     import torch
 
-    from colorunet.model import ColorUNet, ColorUNetConfig
-    from colorunet.model_eccv16 import ECCV16Net
-    from colorunet.pipeline import get_model
+    from colorunet.core.model import ColorUNet, ColorUNetConfig
+    from colorunet.core.model_eccv16 import ECCV16Net
+    from colorunet.inference.pipeline import get_model
 
     shipped = get_model(model_spec).config
     torch.manual_seed(0)  # the same weights in both child processes
-    return {"paper": ColorUNet(ColorUNetConfig()), f"shipped {shipped.widths}": ColorUNet(ColorUNetConfig(**shipped.to_dict())), "eccv16": ECCV16Net()}
+    return {
+        "paper": ColorUNet(ColorUNetConfig()),
+        f"shipped {shipped.widths}": ColorUNet(ColorUNetConfig(**shipped.to_dict())),
+        "eccv16": ECCV16Net(),
+    }
 
 
 def timed(fn, budget_s: float) -> float:
@@ -138,9 +150,9 @@ def network_child(role: str, model_spec: str, budget_s: float) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from colorunet.allocator import reuse_freed_memory
-    from colorunet.hardware import inference_dtype
-    from colorunet.cpu_inference import cpu_inference_net
+    from colorunet.apps.allocator import reuse_freed_memory
+    from colorunet.core.hardware import inference_dtype
+    from colorunet.core.cpu_inference import cpu_inference_net
 
     out: dict = {"rows": {}}
     if role == "colorunet":
@@ -181,37 +193,54 @@ def network_part(model_spec: str, budget_s: float) -> None:
 
     halves = {}
     for role in ("naive", "colorunet"):
-        proc = subprocess.run([sys.executable, __file__, "--network-child", role, "--model", model_spec, "--budget", str(budget_s)],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--network-child", role, "--model", model_spec, "--budget", str(budget_s)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         halves[role] = json.loads(proc.stdout.strip().splitlines()[-1])
     c = halves["colorunet"]
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; colorunet runs {c['ours']} + channels_last, "
           f"allocator keeps freed memory: {c['allocator']}")
     print(f"# matmul peak (2048², this run): fp32 {c['peak_fp32']:.0f} GFLOP/s, bf16 {c['peak_bf16']:.0f} GFLOP/s")
-    print("# naive: fp32 eager NCHW in a fresh process, allocator as it comes; naive+alloc: the same with colorunet's allocator setting")
-    print(f"{'network':<22}{'input':>7}{'batch':>6}{'GFLOP/img':>10}{'naive ms':>10}{'+alloc ms':>10}{'ours ms':>9}{'speed-up':>9}{'vs +alloc':>10}"
-          f"{'ours img/s':>11}{'ours GFLOP/s':>13}{'ORT ms':>9}{'ORT speed-up':>13}")
+    print("# naive: fp32 eager NCHW in a fresh process, allocator as it comes; naive+alloc: the same with colorunet's "
+          "allocator setting")
+    print(
+        f"{'network':<22}{'input':>7}{'batch':>6}{'GFLOP/img':>10}{'naive ms':>10}{'+alloc ms':>10}"
+        f"{'ours ms':>9}{'speed-up':>9}{'vs +alloc':>10}"
+        f"{'ours img/s':>11}{'ours GFLOP/s':>13}{'ORT ms':>9}{'ORT speed-up':>13}"
+    )
     results = {}
     for key, r in c["rows"].items():
         name, size, batch = key.split("|")
         naive, alloc, mine, ort = halves["naive"]["rows"][key]["naive"], r["naive"], r["ours"], r["ort"]
         results[(name, int(size), int(batch))] = (naive, mine, ort)
-        print(f"{name:<22}{f'{size}²':>7}{batch:>6}{r['gflop']:>10.2f}{naive * 1e3:>10.1f}{alloc * 1e3:>10.1f}{mine * 1e3:>9.1f}{naive / mine:>8.2f}x"
-              f"{alloc / mine:>9.2f}x{int(batch) / mine:>11.1f}{r['gflop'] * int(batch) / mine:>13.0f}{ort * 1e3:>9.1f}{naive / ort:>12.2f}x", flush=True)
+        print(
+            f"{name:<22}{f'{size}²':>7}{batch:>6}{r['gflop']:>10.2f}{naive * 1e3:>10.1f}{alloc * 1e3:>10.1f}"
+            f"{mine * 1e3:>9.1f}{naive / mine:>8.2f}x"
+            f"{alloc / mine:>9.2f}x{int(batch) / mine:>11.1f}{r['gflop'] * int(batch) / mine:>13.0f}"
+            f"{ort * 1e3:>9.1f}{naive / ort:>12.2f}x",
+            flush=True,
+        )
     names = list(dict.fromkeys(k[0] for k in results))
     paper = results[("paper", 256, 1)][1]
-    print(f"# at 256², batch 1: eccv16 as colorunet runs it / paper ColorUNet as colorunet runs it = {results[('eccv16', 256, 1)][1] / paper:.1f}x")
+    print("# at 256², batch 1: eccv16 as colorunet runs it / paper ColorUNet as colorunet runs it = "
+          f"{results[('eccv16', 256, 1)][1] / paper:.1f}x")
     flops = {n: c["rows"][f"{n}|256|1"]["gflop"] for n in ("paper", "eccv16")}
     rate = {n: flops[n] / results[(n, 256, 1)][1] for n in flops}
-    print(f"#   = FLOP ratio {flops['eccv16'] / flops['paper']:.1f}x × (paper's {rate['paper']:.0f} / eccv16's {rate['eccv16']:.0f} GFLOP/s achieved): "
+    print(f"#   = FLOP ratio {flops['eccv16'] / flops['paper']:.1f}x × (paper's {rate['paper']:.0f} / eccv16's "
+          f"{rate['eccv16']:.0f} GFLOP/s achieved): "
           "the small net's 16–64-channel convolutions use the bf16 units less fully than eccv16's 256–512-channel ones")
     best = {k: min(v[1:]) for k, v in results.items()}
-    print(f"# at 256², batch 1, each at its faster of PyTorch-ours and ONNX Runtime: eccv16 / paper = {best[('eccv16', 256, 1)] / best[('paper', 256, 1)]:.1f}x; "
+    print("# at 256², batch 1, each at its faster of PyTorch-ours and ONNX Runtime: eccv16 / paper = "
+          f"{best[('eccv16', 256, 1)] / best[('paper', 256, 1)]:.1f}x; "
           + ", ".join(f"{n}: {results[(n, 256, 1)][0] / best[(n, 256, 1)]:.2f}x naive" for n in names))
 
 
 def onnx_session(net):
-    """The network exported to ONNX (fp32) in an ONNX Runtime session, as ``colorunet export`` writes it; None without onnxruntime."""
+    """The network exported to ONNX (fp32) in an ONNX Runtime session, as ``colorunet export`` writes it;
+    None without onnxruntime."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -241,7 +270,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--working-size", type=int, default=256)
     p.add_argument("--folder", type=int, default=200, help="photos in the folder test (1 megapixel JPEGs; 0 to skip)")
-    p.add_argument("--backends", nargs="+", default=["torch", "onnx"], help="colorize backends for the end-to-end and folder parts")
+    p.add_argument("--backends", nargs="+", default=["torch", "onnx"], help="colorize backends for the end-to-end and folder "
+                                                                            "parts")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--network-child", choices=("naive", "colorunet"), help=argparse.SUPPRESS)
     p.add_argument("--child-backend", default="torch", help=argparse.SUPPRESS)
@@ -260,8 +290,25 @@ def main() -> None:
     print(f"{'backend':>8}{'size':>11}{'MP':>7}{'colorize s':>12}{'PNG encode s':>14}{'peak RSS MB':>13}{'torch imported':>16}")
     for size in args.sizes:
         for backend in args.backends:
-            out = subprocess.run([sys.executable, __file__, "--child", size, "--model", model_for(args.model, backend), "--repeats", str(args.repeats),
-                                  "--working-size", str(args.working_size), "--child-backend", backend], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    size,
+                    "--model",
+                    model_for(args.model, backend),
+                    "--repeats",
+                    str(args.repeats),
+                    "--working-size",
+                    str(args.working_size),
+                    "--child-backend",
+                    backend,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{backend:>8}{r['size']:>11}{r['megapixels']:>7.1f}{r['colorize_s']:>12.3f}{r['png_encode_s']:>14.2f}{r['peak_rss_mb']:>13.0f}"
                   f"{str(r['torch_imported']):>16}", flush=True)
@@ -295,8 +342,23 @@ def cold_cli(model: str, backend: str, repeats: int = 3) -> None:
     """`colorunet colorize camera.png -o out.png` from the shell: process start, imports, model load, one 512² photo."""
     sample = SRC / "colorunet" / "assets" / "samples" / "camera.png"
     with tempfile.TemporaryDirectory() as tmp:
-        best = best_wall_time(lambda i: [sys.executable, "-m", "colorunet", "colorize", str(sample), "-o", str(Path(tmp) / f"{i}.png"),
-                                         "--model", model, "--backend", backend, "-q"], repeats)
+        best = best_wall_time(
+            lambda i: [
+                sys.executable,
+                "-m",
+                "colorunet",
+                "colorize",
+                str(sample),
+                "-o",
+                str(Path(tmp) / f"{i}.png"),
+                "--model",
+                model,
+                "--backend",
+                backend,
+                "-q",
+            ],
+            repeats,
+        )
     print(f"# cold CLI, backend {backend}: colorunet colorize camera.png (512²) -o out.png: best of {repeats} {best:.2f} s")
 
 
@@ -323,8 +385,22 @@ def folder_part(n: int, model: str, backend: str = "torch") -> None:
                 small = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
                 Image.fromarray(small).resize((1155, 866), Image.Resampling.BICUBIC).save(src / f"photo_{i:04d}.jpg", quality=90)
             t = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(Path(tmp) / f"out{count}"), "--model", model,
-                                     "--backend", backend, "-q"])
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "colorunet",
+                    "colorize",
+                    str(src),
+                    "-o",
+                    str(Path(tmp) / f"out{count}"),
+                    "--model",
+                    model,
+                    "--backend",
+                    backend,
+                    "-q",
+                ]
+            )
             peak = 0.0
             while proc.poll() is None:
                 try:
@@ -335,7 +411,8 @@ def folder_part(n: int, model: str, backend: str = "torch") -> None:
             assert proc.returncode == 0
             runs[count] = (time.perf_counter() - t, peak)
     dt, peak = runs[n]
-    print(f"# folder, backend {backend}: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, peak RSS {peak:.0f} MB "
+    print(f"# folder, backend {backend}: {n} JPEGs of 1155x866 (1.0 MP) -> JPEG, cold CLI: {dt:.1f} s, {n / dt:.1f} photos/s, "
+          f"peak RSS {peak:.0f} MB "
           f"({runs[quarter][1]:.0f} MB for {quarter} of them)")
 
 

@@ -41,7 +41,11 @@ def rss_mb(pid: int) -> float:
 
 def run_phase(extra: list[str], clients: int, seconds: float, photo: bytes, size: tuple[int, int]) -> dict:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "colorunet", "serve", "--port", str(port), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "colorunet", "serve", "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -59,7 +63,9 @@ def run_phase(extra: list[str], clients: int, seconds: float, photo: bytes, size
                 t = time.perf_counter()
                 r = c.post(url + "/api/colorize", files={"image": ("photo.jpg", photo, "image/jpeg")})
                 dt = time.perf_counter() - t
-                ok = r.status_code != 200 or (r.headers["content-type"] == "image/png" and Image.open(io.BytesIO(r.content)).size == size)
+                ok = r.status_code != 200 or (
+                    r.headers["content-type"] == "image/png" and Image.open(io.BytesIO(r.content)).size == size
+                )
                 with lock:
                     latencies.append(dt)
                     statuses.append(r.status_code)
@@ -81,10 +87,19 @@ def run_phase(extra: list[str], clients: int, seconds: float, photo: bytes, size
     proc.wait(timeout=10)
     lat = np.array(latencies)
     codes = {c: statuses.count(c) for c in sorted(set(statuses))}
-    return {"requests": len(statuses), "per_s": len(statuses) / elapsed, "codes": codes, "p50": np.percentile(lat, 50), "p99": np.percentile(lat, 99),
-            "invalid": len(bad), "rss_first": rss[1] if len(rss) > 1 else rss[0], "rss_last": rss[-1], "rss_peak": max(rss),
-            "rss_quarters": [rss[min(len(rss) - 1, round(q * (len(rss) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)],
-            "retry_after": sorted(set(retry_after))}
+    return {
+        "requests": len(statuses),
+        "per_s": len(statuses) / elapsed,
+        "codes": codes,
+        "p50": np.percentile(lat, 50),
+        "p99": np.percentile(lat, 99),
+        "invalid": len(bad),
+        "rss_first": rss[1] if len(rss) > 1 else rss[0],
+        "rss_last": rss[-1],
+        "rss_peak": max(rss),
+        "rss_quarters": [rss[min(len(rss) - 1, round(q * (len(rss) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)],
+        "retry_after": sorted(set(retry_after)),
+    }
 
 
 def main() -> None:
@@ -98,13 +113,15 @@ def main() -> None:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90)
     for name, extra, secs in (("normal (2 slots, 10 s queue)", [], args.seconds),
-                              ("overload (1 slot, 0.05 s queue)", ["--max-concurrent", "1", "--queue-timeout", "0.05"], args.overload_seconds)):
+                              ("overload (1 slot, 0.05 s "
+                               "queue)", ["--max-concurrent", "1", "--queue-timeout", "0.05"], args.overload_seconds)):
         r = run_phase(extra, args.clients, secs, buf.getvalue(), img.size)
         print(f"{name}: {args.clients} clients, {secs:.0f} s, 1-megapixel JPEG")
         print(f"  {r['requests']} requests ({r['per_s']:.1f}/s), status counts {r['codes']}, invalid images {r['invalid']}")
         print(f"  latency p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s; Retry-After {r['retry_after'] or '-'}")
         quarters = ", ".join(f"{v:.0f}" for v in r["rss_quarters"])
-        print(f"  server RSS: {r['rss_first']:.0f} MB after 1 s; at 25/50/75/100% of the run: {quarters} MB; peak {r['rss_peak']:.0f} MB", flush=True)
+        print(f"  server RSS: {r['rss_first']:.0f} MB after 1 s; at 25/50/75/100% of the run: {quarters} MB; peak "
+              f"{r['rss_peak']:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":

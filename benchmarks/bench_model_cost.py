@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.pipeline import colorize_full, default_sample, get_model  # noqa: E402
+from colorunet.inference.pipeline import colorize_full, default_sample, get_model  # noqa: E402
 
 
 def best_of(fn, repeats: int = 3) -> float:
@@ -49,7 +49,19 @@ def main() -> None:
         print(f"ratio: {big[args.model] / big['default']:.2f}x")
         for spec in ("default", args.model):
             out = Path(tmp) / "cold.png"
-            cmd = [sys.executable, "-m", "colorunet", "colorize", str(default_sample()), "-o", str(out), "--overwrite", "--model", spec, "-q"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "colorunet",
+                "colorize",
+                str(default_sample()),
+                "-o",
+                str(out),
+                "--overwrite",
+                "--model",
+                spec,
+                "-q",
+            ]
             cold = best_of(lambda cmd=cmd: subprocess.run(cmd, check=True))
             print(f"{spec}: cold colorize of the sample, best of 3: {cold:.2f} s", flush=True)
 

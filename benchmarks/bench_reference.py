@@ -31,12 +31,22 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.color import rgb_to_lab  # noqa: E402
-from colorunet.evaluation import evaluate, evaluation_photos  # noqa: E402
+from colorunet.core.color import rgb_to_lab  # noqa: E402
+from colorunet.evaluation.evaluate import evaluate, evaluation_photos  # noqa: E402
 
 GROUPS = {
     "aerial": ["aero1", "aero3"],
-    "street": ["building", "home", "leuvenA", "licenseplate_motion", "scenetext01", "scenetext03", "scenetext04", "scenetext05", "scenetext06"],
+    "street": [
+        "building",
+        "home",
+        "leuvenA",
+        "licenseplate_motion",
+        "scenetext01",
+        "scenetext03",
+        "scenetext04",
+        "scenetext05",
+        "scenetext06",
+    ],
     "fruit": ["apple", "fruits", "orange"],
     "tabletop": ["board", "ela_original", "left", "rubberwhale1", "stuff"],
     "animal": ["aloeL", "baboon", "chicky_512", "squirrel_cls"],
@@ -62,8 +72,8 @@ def scene_references(photos: list[Path]) -> tuple[dict, dict]:
 
 
 def mean_a_star(photos: list[Path], reference, strength: float) -> float:
-    from colorunet.evaluation import scale_to_eval_size
-    from colorunet.pipeline import colorize_full, reference_bias_for, get_model
+    from colorunet.evaluation.evaluate import scale_to_eval_size
+    from colorunet.inference.pipeline import colorize_full, reference_bias_for, get_model
 
     m = get_model("default")
     bias = None if reference is None else reference_bias_for(m, reference, strength)
@@ -81,13 +91,17 @@ def table(eval_dir: Path, strengths: list[float]) -> None:
     grouped = sorted(same)
     red = Image.new("RGB", (64, 64), (200, 30, 30))
     print(f"{len(photos)} photos, {len(grouped)} of them in a scene group")
-    print(f"mean a* of the results: no reference {mean_a_star(photos, None, 1):.1f}, "
-          + ", ".join(f"red reference at γ = {g:g} {mean_a_star(photos, red, g):.1f}" for g in strengths))
+    print(
+        f"mean a* of the results: no reference {mean_a_star(photos, None, 1):.1f}, "
+        + ", ".join(f"red reference at γ = {g:g} {mean_a_star(photos, red, g):.1f}" for g in strengths)
+    )
 
     def row(label: str, ev) -> None:
         m = ev.metrics
-        print(f"{label:<34} {m['photos']:>6} {m['auc_rebalanced']:>10.2f} {m['auc']:>7.2f} {m['psnr']:>6.2f} "
-              f"{m['colorfulness'] / m['colorfulness_true']:>9.0%} {m['false_colour']:>8.1f}%")
+        print(
+            f"{label:<34} {m['photos']:>6} {m['auc_rebalanced']:>10.2f} {m['auc']:>7.2f} {m['psnr']:>6.2f} "
+            f"{m['colorfulness'] / m['colorfulness_true']:>9.0%} {m['false_colour']:>8.1f}%"
+        )
 
     print(f"{'':<34} {'photos':>6} {'rebal AuC':>10} {'AuC':>7} {'PSNR':>6} {'colourful':>9} {'invented':>9}")
     row("all photos, no reference", evaluate(photos, progress=False))
@@ -100,7 +114,7 @@ def table(eval_dir: Path, strengths: list[float]) -> None:
 
 
 def figure(out: Path, photo: Path, references: list[Path], strength: float) -> None:
-    from colorunet.pipeline import colorize_full
+    from colorunet.inference.pipeline import colorize_full
 
     side = 320
     grey = Image.open(photo).convert("L")

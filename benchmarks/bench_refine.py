@@ -25,7 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.pipeline import colorize_full, get_model
+from colorunet.inference.pipeline import colorize_full, get_model
 
 
 def main() -> None:
@@ -40,9 +40,16 @@ def main() -> None:
     w, h = (int(x) for x in args.size.split("x"))
     rng = np.random.default_rng(0)
     small = rng.uniform(0, 255, (max(2, h // 64), max(2, w // 64), 3)).astype(np.uint8)
-    hints = {"points": [{"x": int(x), "y": int(y), "color": "#c0392b"} for x, y in zip(rng.integers(0, w, 5), rng.integers(0, h, 5))]}
+    hints = {
+        "points": [{"x": int(x), "y": int(y), "color": "#c0392b"} for x, y in zip(rng.integers(0, w, 5), rng.integers(0, h, 5))]
+    }
     model = get_model("default")
-    variants = {"plain": {}, "refine": {"refine": True}, "5 hints": {"hints": hints}, "refine + 5 hints": {"refine": True, "hints": hints}}
+    variants = {
+        "plain": {},
+        "refine": {"refine": True},
+        "5 hints": {"hints": hints},
+        "refine + 5 hints": {"refine": True, "hints": hints},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "photo.jpg"
         Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC).save(path, quality=90)
@@ -56,12 +63,12 @@ def main() -> None:
 
 
 def sweep_radii(folder: Path, radii: list[int]) -> None:
-    from colorunet import refine
-    from colorunet.color import rgb_to_lab
-    from colorunet.evaluation import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size
-    from colorunet.images import open_image, to_float_rgb, to_uint8
-    from colorunet.metrics import colorfulness, false_colour, stain_fraction
-    from colorunet.pipeline import predict, render
+    from colorunet.inference import refine
+    from colorunet.core.color import rgb_to_lab
+    from colorunet.evaluation.evaluate import DEFAULT_EVAL_SIZE, evaluation_photos, scale_to_eval_size
+    from colorunet.core.images import open_image, to_float_rgb, to_uint8
+    from colorunet.evaluation.metrics import colorfulness, false_color, stain_fraction
+    from colorunet.inference.pipeline import predict, render
 
     model = get_model("default")
     photos = []
@@ -76,7 +83,7 @@ def sweep_radii(folder: Path, radii: list[int]) -> None:
             out = np.asarray(render(pred, refine=refined).image.convert("RGB"), dtype=np.float64) / 255
             stain.append(stain_fraction(out))
             colour.append(colorfulness(out))
-            invented.append(false_colour(rgb_to_lab(out)[..., 1:], true_ab))
+            invented.append(false_color(rgb_to_lab(out)[..., 1:], true_ab))
         return 100 * float(np.mean(stain)), float(np.mean(colour)), float(np.nanmean(invented))
 
     # Can confidence tell invented colour from real colour? The top-class probability of

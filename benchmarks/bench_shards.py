@@ -9,7 +9,7 @@ This prints, from one run: photos/s decoded by one core from the folder and from
 the shards (the seek + read cost of a record, next to the decode) as they are
 and shrunk by ``data shard --short-side``, and the crops/s the training loader
 delivers from the shrunk shards with ``--workers`` processes —
-the number to set against a GPU's images/s (README, "Training at scale") to
+the number to set against a GPU's images/s (docs/training.md, "Training at scale") to
 choose the worker count.
 """
 
@@ -27,10 +27,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.data import CropBatches, chroma_histogram, is_grayscale, load_photo  # noqa: E402
-from colorunet.images import find_images  # noqa: E402
-from colorunet.quantize import Quantizer  # noqa: E402
-from colorunet.shards import ShardPhotos, split_records, write_shards  # noqa: E402
+from colorunet.core.color import is_grayscale  # noqa: E402
+from colorunet.training.data import CropBatches, chroma_histogram, load_photo  # noqa: E402
+from colorunet.core.images import find_images  # noqa: E402
+from colorunet.core.quantize import Quantizer  # noqa: E402
+from colorunet.training.shards import ShardPhotos, split_records, write_shards  # noqa: E402
 
 
 def make_photos(folder: Path, n: int) -> Path:
@@ -90,12 +91,16 @@ def main() -> None:
             next(it)
         crops_rate = args.batches * args.batch_size / (time.perf_counter() - t)
 
-    print(f"# {len(paths)} photos from {'synthetic 500x375 JPEGs' if not args.photos else src}; load size {args.load_size}, crop {args.crop}")
+    print(f"# {len(paths)} photos from {'synthetic 500x375 JPEGs' if not args.photos else src}; load size {args.load_size}, "
+          f"crop {args.crop}")
     print(f"data shard:                        {len(paths) / t_shard:8.0f} photos/s")
     print(f"decode, folder (1 core):           {folder_rate:8.1f} photos/s")
-    print(f"decode, shards (1 core):           {rates['shards']:8.1f} photos/s  ({rates['shards'] / folder_rate:.2f}x the folder)")
-    print(f"decode, shards --short-side {args.load_size}:  {rates['small']:8.1f} photos/s  ({rates['small'] / folder_rate:.2f}x the folder)")
-    print(f"training crops from --short-side shards, {args.workers} workers: {crops_rate:8.1f} crops/s  ({crops_rate / max(args.workers, 1) / shard_rate:.2f}x one core's decode per worker)")
+    print(f"decode, shards (1 core):           {rates['shards']:8.1f} photos/s  ({rates['shards'] / folder_rate:.2f}x the "
+          "folder)")
+    print(f"decode, shards --short-side {args.load_size}:  {rates['small']:8.1f} photos/s  "
+          f"({rates['small'] / folder_rate:.2f}x the folder)")
+    print(f"training crops from --short-side shards, {args.workers} workers: {crops_rate:8.1f} crops/s  "
+          f"({crops_rate / max(args.workers, 1) / shard_rate:.2f}x one core's decode per worker)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     python benchmarks/bench_train.py --device cuda --crops 128 256 --presets paper wide
 
 Each configuration trains a fresh run for ``--steps`` steps on synthetic photos
-(or ``--photos DIR``) with ``colorunet.training.Trainer`` and reports the
+(or ``--photos DIR``) with ``colorunet.training.trainer.Trainer`` and reports the
 images/s of the steps after the first ``--warmup`` (so start-up and first-call
 costs are not counted). Each runs in a fresh process, one after the other in
 this one run on one machine, so their ratios are comparable; absolute numbers
@@ -34,7 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.training import Trainer, resolve_configs  # noqa: E402
+from colorunet.training.trainer import Trainer, resolve_configs  # noqa: E402
 
 
 def make_photos(folder: Path, n: int = 24, size: tuple[int, int] = (384, 512)) -> Path:
@@ -48,18 +48,41 @@ def make_photos(folder: Path, n: int = 24, size: tuple[int, int] = (384, 512)) -
     return folder
 
 
-def measure(photos: Path, work: Path, preset: str, crop: int, precision: str, device: str, steps: int, warmup: int, batch: int, workers: int) -> float:
+def measure(
+    photos: Path,
+    work: Path,
+    preset: str,
+    crop: int,
+    precision: str,
+    device: str,
+    steps: int,
+    warmup: int,
+    batch: int,
+    workers: int,
+) -> float:
     """One configuration in a fresh process (see ``child``)."""
-    spec = dict(photos=str(photos), work=str(work), preset=preset, crop=crop, precision=precision, device=device, steps=steps, warmup=warmup, batch=batch,
-                workers=workers)
+    spec = dict(
+        photos=str(photos),
+        work=str(work),
+        preset=preset,
+        crop=crop,
+        precision=precision,
+        device=device,
+        steps=steps,
+        warmup=warmup,
+        batch=batch,
+        workers=workers,
+    )
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{precision} at {crop}² failed:\n{proc.stderr[-3000:]}")
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def child(photos: str, work: str, preset: str, crop: int, precision: str, device: str, steps: int, warmup: int, batch: int, workers: int) -> float:
-    from colorunet.allocator import reuse_freed_memory
+def child(
+    photos: str, work: str, preset: str, crop: int, precision: str, device: str, steps: int, warmup: int, batch: int, workers: int
+) -> float:
+    from colorunet.apps.allocator import reuse_freed_memory
 
     if precision != "fp32-naive":
         reuse_freed_memory()  # as the colorunet command does first
@@ -86,7 +109,8 @@ def main() -> None:
     p.add_argument("--crops", nargs="+", type=int, default=[64, 128])
     p.add_argument("--precisions", nargs="+", default=["fp32-naive", "fp32-naive+alloc", "fp32", "bf16"],
                    help="fp32-naive: fp32 in NCHW layout with the allocator as it comes (what a plain PyTorch loop does); "
-                        "fp32-naive+alloc: the same with colorunet's allocator setting; fp32 and bf16 use channels_last and that setting; "
+                        "fp32-naive+alloc: the same with colorunet's allocator setting; fp32 and bf16 use channels_last and "
+                        "that setting; "
                         "add +compile (bf16+compile) to run the network through torch.compile")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=32)
@@ -99,7 +123,8 @@ def main() -> None:
         print(child(**json.loads(args.child)))
         return
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    print(f"# torch {torch.__version__}, device {args.device} ({name}), {torch.get_num_threads()} threads, batch {args.batch_size}, {args.steps} steps ({args.warmup} warm-up)")
+    print(f"# torch {torch.__version__}, device {args.device} ({name}), {torch.get_num_threads()} threads, batch "
+          f"{args.batch_size}, {args.steps} steps ({args.warmup} warm-up)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         photos = args.photos or make_photos(work / "photos")
@@ -108,7 +133,9 @@ def main() -> None:
             for crop in args.crops:
                 base = None
                 for prec in args.precisions:
-                    ips = measure(photos, work, preset, crop, prec, args.device, args.steps, args.warmup, args.batch_size, args.workers)
+                    ips = measure(
+                        photos, work, preset, crop, prec, args.device, args.steps, args.warmup, args.batch_size, args.workers
+                    )
                     base = base or (ips if prec == "fp32-naive" else None)
                     ratio = f"{ips / base:.2f}x" if base else "-"
                     print(f"{preset:<18}{crop:>6}{prec:>18}{ips:>11.1f}{ips / args.batch_size:>9.2f}{ratio:>15}", flush=True)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import av  # noqa: E402
 
-from colorunet.video import FrameColorizer, colorize_video  # noqa: E402
+from colorunet.apps.video import FrameColorizer, colorize_video  # noqa: E402
 
 
 def make_clip(path: Path, w: int, h: int, n: int) -> None:

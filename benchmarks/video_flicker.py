@@ -18,7 +18,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from colorunet.video import DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, flicker, read_frames  # noqa: E402
+from colorunet.apps.video import DEFAULT_DECAY, DEFAULT_WINDOW, FrameColorizer, flicker, read_frames  # noqa: E402
 
 
 def main() -> None:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from colorunet.color import rgb_to_lab
-from colorunet.data import is_grayscale, load_photo
-from colorunet.images import ImageError, find_images
-from colorunet.metrics import AB_CELLS, PRIOR_FLOOR, ab_bins, ab_prior
+from colorunet.core.color import rgb_to_lab
+from colorunet.core.color import is_grayscale
+from colorunet.training.data import load_photo
+from colorunet.core.images import ImageError, find_images
+from colorunet.evaluation.metrics import AB_CELLS, PRIOR_FLOOR, ab_bins, ab_prior
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from colorunet.images import find_images
+from colorunet.core.images import find_images
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def learnable_photo(rng: np.random.Generator, h: int = 96, w: int = 128) -> np.n
     Random blobs have colours no network can guess from grey; this one can be
     learnt in a few dozen steps, which is what a test of "training learns" needs.
     """
-    from colorunet.color import yuv_to_rgb
+    from colorunet.core.color import yuv_to_rgb
 
     yy, xx = np.mgrid[0:h, 0:w] / 16.0
     a, b, c = rng.uniform(0.5, 1.5, 3)
@@ -54,7 +54,7 @@ def photo_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, photo_dir) -> Path:
     """A run folder trained for a few steps on ``photo_dir`` through the real trainer."""
-    from colorunet.training import Trainer, resolve_configs
+    from colorunet.training.trainer import Trainer, resolve_configs
 
     out = tmp_path_factory.mktemp("run") / "tiny"
     mc, cfg = resolve_configs("paper", {}, {"steps": 6, "batch_size": 4, "crop": 32, "load_size": 64, "checkpoint_every": 3})

@@ -9,15 +9,17 @@ import pytest
 from conftest import synthetic_photo
 from PIL import Image
 
-from colorunet.color import rgb_to_luma
-from colorunet.pipeline import default_sample
+from colorunet.core.color import rgb_to_luma
+from colorunet.inference.pipeline import default_sample
 
 pytestmark = pytest.mark.slow  # every test here runs the real command in a subprocess
 
 
 def run(*args, cwd=None):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "colorunet", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "colorunet", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
 def test_version_and_help():

@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.color import rgb2yuv, yuv2rgb
 
-from colorunet.color import U_MAX, V_MAX, luma_chroma_to_rgb, rgb_to_luma, rgb_to_yuv, yuv_to_rgb
+from colorunet.core.color import U_MAX, V_MAX, luma_chroma_to_rgb, rgb_to_luma, rgb_to_yuv, yuv_to_rgb
 
 
 @pytest.fixture

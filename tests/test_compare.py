@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorunet.compare import Contender, best_rows
-from colorunet.quantize import LAB_NUM_CLASSES, ChromaHistogram, Quantizer, cell_centers, in_gamut_cells
+from colorunet.apps.compare import Contender, best_rows
+from colorunet.core.quantize import LAB_NUM_CLASSES, ChromaHistogram, Quantizer, cell_centers, in_gamut_cells
 
 
 def test_in_gamut_bins_of_the_lab_grid():
@@ -26,7 +26,9 @@ def test_in_gamut_bins_of_the_lab_grid():
     # Independent oracle: scikit-image's Lab -> XYZ and its XYZ -> linear sRGB matrix, on points
     # spread over each cell at every lightness, with no clipping: a cell is in gamut if any lands in [0, 1]³.
     rng = np.random.default_rng(0)
-    grid = np.stack(np.meshgrid(np.linspace(0, 100, 101), np.linspace(-5, 5, 5), np.linspace(-5, 5, 5), indexing="ij"), -1).reshape(-1, 3)
+    grid = np.stack(
+        np.meshgrid(np.linspace(0, 100, 101), np.linspace(-5, 5, 5), np.linspace(-5, 5, 5), indexing="ij"), -1
+    ).reshape(-1, 3)
     kept = set(cells.tolist())
     for cell in rng.choice(23 * 23, 40, replace=False):
         with warnings.catch_warnings():
@@ -39,7 +41,7 @@ def test_in_gamut_bins_of_the_lab_grid():
 
 
 def test_lab_quantiser_fit_and_round_trip():
-    from colorunet.color import lab_to_rgb, rgb_to_lab, to_lightness_chroma
+    from colorunet.core.color import lab_to_rgb, rgb_to_lab, to_lightness_chroma
 
     rng = np.random.default_rng(1)
     rgb = rng.uniform(0, 1, (64, 64, 3))
@@ -69,9 +71,33 @@ def test_compare_end_to_end(photo_dir, tmp_path):
     for p in sorted(photo_dir.glob("*.png"))[:2]:
         Image.open(p).save(evald / p.name)
     out = tmp_path / "cmp"
-    args = [sys.executable, "-m", "colorunet", "compare", str(photo_dir), "--eval", str(evald), "--out", str(out), "--budget", "1.5",
-            "--crop", "32", "--batch-size", "4", "--load-size", "64", "--temperatures", "0.38,1",
-            "--contenders", "paper", "paper-regression", "eccv16", "no-aug=paper,augment=false", "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "colorunet",
+        "compare",
+        str(photo_dir),
+        "--eval",
+        str(evald),
+        "--out",
+        str(out),
+        "--budget",
+        "1.5",
+        "--crop",
+        "32",
+        "--batch-size",
+        "4",
+        "--load-size",
+        "64",
+        "--temperatures",
+        "0.38,1",
+        "--contenders",
+        "paper",
+        "paper-regression",
+        "eccv16",
+        "no-aug=paper,augment=false",
+        "-q",
+    ]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
@@ -79,7 +105,14 @@ def test_compare_end_to_end(photo_dir, tmp_path):
     assert res["runs"]["eccv16"]["parameters"] > 100 * res["runs"]["paper"]["parameters"]
     assert res["runs"]["no-aug"]["overrides"] == {"augment": False}
     rows = {(row["contender"], row["temperature"]) for row in res["rows"]}
-    assert {("gray", None), ("mean-colour", None), ("paper", 0.38), ("paper", 1.0), ("paper-regression", None), ("eccv16", 0.38)} <= rows
+    assert {
+        ("gray", None),
+        ("mean-color", None),
+        ("paper", 0.38),
+        ("paper", 1.0),
+        ("paper-regression", None),
+        ("eccv16", 0.38),
+    } <= rows
     gray = next(row for row in res["rows"] if row["contender"] == "gray")
     assert gray["colorfulness"] == 0.0
     for name in ("results.md", "metrics_vs_temperature.png", "metric_vs_cost.png"):
@@ -90,9 +123,13 @@ def test_compare_end_to_end(photo_dir, tmp_path):
     for name, run in res["runs"].items():
         rows = list(csv.DictReader(open(out / "runs" / name / "log.csv")))
         assert int(rows[-1]["step"]) == run["steps"] >= 1
-        last_step_s = float(rows[-1]["elapsed_s"]) - float(rows[-2]["elapsed_s"]) if len(rows) > 1 else float(rows[-1]["elapsed_s"])
+        last_step_s = (
+            float(rows[-1]["elapsed_s"]) - float(rows[-2]["elapsed_s"]) if len(rows) > 1 else float(rows[-1]["elapsed_s"])
+        )
         assert 1.5 <= run["train_s"] <= 1.5 + last_step_s + 0.5, (name, run["train_s"])
-    assert res["runs"]["eccv16"]["steps"] < res["runs"]["paper"]["steps"]  # the 32M-parameter net does fewer steps
+    # the 32M-parameter net's steps take longer (per step: on a loaded machine both may fit only a couple in the budget)
+    step_s = {name: res["runs"][name]["train_s"] / res["runs"][name]["steps"] for name in ("eccv16", "paper")}
+    assert step_s["eccv16"] > step_s["paper"], step_s
     assert set(best_rows(res)) == {"paper", "paper-regression", "eccv16", "no-aug"}
     # a rerun keeps the trained runs and only evaluates
     r = subprocess.run(args[:-1] + ["--temperatures", "0.5"], capture_output=True, text=True, timeout=600)
@@ -104,7 +141,7 @@ def test_compare_end_to_end(photo_dir, tmp_path):
 
 
 def test_temperatures_are_checked_before_any_training():
-    from colorunet.compare import parse_temperatures
+    from colorunet.apps.compare import parse_temperatures
 
     assert parse_temperatures("0.38,1") == (0.38, 1.0)
     for bad in ("1e-40", "nan", "inf", "0"):

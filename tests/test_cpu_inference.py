@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colorunet.cpu_inference import OneDNNConv, onednn_available, onednn_inference_net
-from colorunet.model import ColorUNet, ColorUNetConfig, fused_for_inference, max_pool2
-from colorunet.model_eccv16 import ECCV16Net
+from colorunet.core.cpu_inference import OneDNNConv, onednn_available, onednn_inference_net
+from colorunet.core.model import ColorUNet, ColorUNetConfig, fused_for_inference, max_pool2
+from colorunet.core.model_eccv16 import ECCV16Net
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN fused convolutions")
 
@@ -84,10 +84,10 @@ def _faults_of_forwards(env: dict) -> dict:
     """Minor page faults of ten forwards of a small fp32 network after five warm-ups, in a fresh process."""
     code = """
 import json, resource
-from colorunet.allocator import reuse_freed_memory
+from colorunet.apps.allocator import reuse_freed_memory
 applied = reuse_freed_memory()
 import torch
-from colorunet.model import ColorUNet, ColorUNetConfig
+from colorunet.core.model import ColorUNet, ColorUNetConfig
 net = ColorUNet(ColorUNetConfig(widths=(16, 32), num_classes=8)).eval()
 x = torch.rand(1, 1, 256, 256)
 with torch.inference_mode():
@@ -119,9 +119,9 @@ def test_freed_memory_is_reused_without_page_faults():
 
 
 def test_colorize_falls_back_when_the_onednn_ops_fail(monkeypatch):
-    from colorunet import cpu_inference
-    from colorunet.pipeline import colorize, default_sample
-    from colorunet.weights import load_model
+    from colorunet.core import cpu_inference
+    from colorunet.inference.pipeline import colorize, default_sample
+    from colorunet.core.weights import load_model
 
     def broken(self, x):
         raise RuntimeError("no kernel for this CPU")

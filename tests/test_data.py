@@ -3,8 +3,10 @@ import torch
 from conftest import synthetic_photo
 from PIL import Image
 
-from colorunet.data import CropBatches, chroma_histogram, is_grayscale, load_photos, split_paths
-from colorunet.quantize import Quantizer
+from colorunet.core.color import is_grayscale
+from colorunet.core.splits import split_paths
+from colorunet.training.data import CropBatches, chroma_histogram, load_photos
+from colorunet.core.quantize import Quantizer
 
 
 def test_grayscale_detection():
@@ -52,7 +54,7 @@ def test_load_photos_skips_grey_and_broken_files(tmp_path):
     ps = load_photos(sorted(tmp_path.iterdir()), load_size=40, progress=False)
     assert [p.name for p in ps.paths] == ["colour.png"]
     assert ps.photos[0].shape == (40, 64, 3)  # short side resized to 40, aspect kept
-    assert len(ps.skipped) == 2 and any("broken.jpg" in s for s in ps.skipped) and any("grey" in s for s in ps.skipped)
+    assert len(ps.skipped) == 2 and any("broken.jpg" in s for s in ps.skipped) and any("grayscale" in s for s in ps.skipped)
 
 
 def _dataset(seed=0, augment=True):
@@ -89,7 +91,7 @@ def test_every_photo_is_seen_once_per_epoch():
 
 
 def test_small_photos_are_not_blown_up_beyond_the_crop(tmp_path):
-    from colorunet.data import load_photo
+    from colorunet.training.data import load_photo
 
     Image.fromarray(synthetic_photo(np.random.default_rng(3), 30, 40)).save(tmp_path / "small.png")
     assert load_photo(tmp_path / "small.png", load_size=64, min_size=16).shape == (30, 40, 3)  # kept as is

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from colorunet.decode import annealed_distribution, confidence_maps, decode_chroma
+from colorunet.core.decode import annealed_distribution, confidence_maps, decode_chroma
 
 CENTERS = torch.tensor([[0.1, 0.0], [-0.1, 0.2]])
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import learnable_photo
 from PIL import Image
 
-from colorunet.evaluation import evaluate, evaluation_photos
+from colorunet.evaluation.evaluate import evaluate, evaluation_photos
 
 
 @pytest.mark.slow
@@ -75,34 +75,36 @@ def test_photos_are_scored_at_the_eval_size(tmp_path):
     assert sizes == {"big.png": (600, 400), "small.png": (150, 100)}
 
 
-def test_false_colour_is_zero_for_grey_and_counts_vivid_paint_on_neutral_pixels(tmp_path):
-    from colorunet.metrics import false_colour
+def test_false_color_is_zero_for_gray_and_counts_vivid_paint_on_neutral_pixels(tmp_path):
+    from colorunet.evaluation.metrics import false_color, false_colour
 
     grey_wall = np.full((20, 30, 3), 0.5)
     grey_wall[:, 20:] = [0.8, 0.2, 0.2]  # a third of the photo is red: 2/3 neutral
     Image.fromarray((grey_wall * 255).round().astype(np.uint8)).save(tmp_path / "wall.png")
     ev = evaluate(evaluation_photos(tmp_path), "gray", progress=False)
-    assert ev.metrics["false_colour"] == 0 and ev.metrics["false_colour_photos"] == 1
+    assert ev.metrics["false_color"] == 0 and ev.metrics["false_color_photos"] == 1
+    # the earlier spelling, kept for reports and code that use it
+    assert ev.metrics["false_colour"] == 0 and ev.metrics["false_colour_photos"] == 1 and false_colour is false_color
     # by hand: paint 60 of the 400 neutral pixels blue (|ab| ≈ 40): 15 %
-    from colorunet.color import rgb_to_lab
+    from colorunet.core.color import rgb_to_lab
 
     pred = grey_wall.copy()
     pred[:6, :10] = [0.3, 0.4, 0.8]
     lab_p, lab_t = rgb_to_lab(pred), rgb_to_lab(grey_wall)
-    assert false_colour(lab_p[..., 1:], lab_t[..., 1:]) == pytest.approx(100 * 60 / 400)
+    assert false_color(lab_p[..., 1:], lab_t[..., 1:]) == pytest.approx(100 * 60 / 400)
     # a photo with (almost) no neutral pixels has no score
     red = np.tile([0.8, 0.2, 0.2], (20, 30, 1))
-    assert np.isnan(false_colour(rgb_to_lab(red)[..., 1:], rgb_to_lab(red)[..., 1:]))
+    assert np.isnan(false_color(rgb_to_lab(red)[..., 1:], rgb_to_lab(red)[..., 1:]))
 
 
-def test_mean_colour_baseline_is_one_constant_chroma(tmp_path):
-    from colorunet.color import rgb_to_yuv
+def test_mean_color_baseline_is_one_constant_chroma(tmp_path):
+    from colorunet.core.color import rgb_to_yuv
 
     rng = np.random.default_rng(1)
     for i in range(2):
         Image.fromarray(learnable_photo(rng, 40, 60)).save(tmp_path / f"{i}.png")
-    ev = evaluate(evaluation_photos(tmp_path), "mean-colour", progress=False, report=tmp_path / "rep")
-    assert ev.metrics["photos"] == 2 and ev.metrics["colorfulness"] > 0
+    ev = evaluate(evaluation_photos(tmp_path), "mean-colour", progress=False, report=tmp_path / "rep")  # the earlier name
+    assert ev.metrics["model"] == "mean-color" and ev.metrics["photos"] == 2 and ev.metrics["colorfulness"] > 0
     out = np.asarray(Image.open(tmp_path / "rep" / "images" / "0000_output.jpg"), dtype=float) / 255
     uv = rgb_to_yuv(out)[8:-8, 8:-8, 1:]  # JPEG thumbnail: allow its rounding
     assert uv.std(axis=(0, 1)).max() < 0.02

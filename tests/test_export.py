@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from colorunet.errors import ColorunetError
-from colorunet.export import export_onnx
-from colorunet.pipeline import default_sample, get_model
+from colorunet.core.errors import ColorunetError
+from colorunet.apps.export import export_onnx
+from colorunet.inference.pipeline import default_sample, get_model
 
 
 def test_export_matches_pytorch_and_carries_the_decoder(tmp_path, tiny_run):
@@ -31,7 +31,7 @@ def test_export_matches_pytorch_and_carries_the_decoder(tmp_path, tiny_run):
 
 
 def test_a_mismatch_is_refused_and_nothing_written(tmp_path, tiny_run, monkeypatch):
-    import colorunet.export as ex
+    import colorunet.apps.export as ex
 
     monkeypatch.setattr(ex, "TOLERANCE", 0.0)  # any float difference now counts as a mismatch
     with pytest.raises(ColorunetError, match="differs from PyTorch"):
@@ -42,7 +42,9 @@ def test_a_mismatch_is_refused_and_nothing_written(tmp_path, tiny_run, monkeypat
 @pytest.mark.slow
 def test_export_cli(tmp_path):
     out = tmp_path / "default.onnx"
-    r = subprocess.run([sys.executable, "-m", "colorunet", "export", "--onnx", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "export", "--onnx", str(out)], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 1_000_000 and "max |ONNX Runtime - PyTorch|" in r.stderr
 
@@ -51,7 +53,7 @@ def test_export_cli(tmp_path):
 
 
 def test_shipped_onnx_is_the_shipped_model():
-    from colorunet.onnx_backend import DEFAULT_ONNX, load_onnx_model
+    from colorunet.inference.onnx_backend import DEFAULT_ONNX, load_onnx_model
 
     m = get_model("default")
     o = load_onnx_model("default")
@@ -64,7 +66,7 @@ def test_shipped_onnx_is_the_shipped_model():
 
 
 def test_numpy_decode_matches_torch_decode():
-    from colorunet.decode import confidence_maps, confidence_maps_np, decode_chroma, decode_chroma_np
+    from colorunet.core.decode import confidence_maps, confidence_maps_np, decode_chroma, decode_chroma_np
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (2, 12, 5, 7)).astype(np.float32)
@@ -79,9 +81,11 @@ def test_numpy_decode_matches_torch_decode():
 
 def _colorize_in_fresh_python(args, env=None):
     """The real CLI in a new interpreter; reports whether torch was imported."""
-    code = ("import sys, json; from colorunet.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys, json; from colorunet.apps.cli import main; rc = main(sys.argv[1:]); "
             "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules}))")
-    r = subprocess.run([sys.executable, "-c", code, "colorize", *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", code, "colorize", *map(str, args)], capture_output=True, text=True, timeout=300, env=env
+    )
     return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
 
 
@@ -99,8 +103,13 @@ def test_onnx_backend_cli_runs_without_torch_and_matches_the_torch_backend(tmp_p
     out, stderr = _colorize_in_fresh_python([photos, "--backend", "onnx", "-o", tmp_path / "onnx", "--confidence", "-q"])
     assert out == {"rc": 0, "torch": False}, stderr
     env = os.environ | {"COLORUNET_PRECISION": "fp32"}
-    r = subprocess.run([sys.executable, "-m", "colorunet", "colorize", str(photos), "-o", str(tmp_path / "torch"), "--confidence", "-q"],
-                       capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "colorize", str(photos), "-o", str(tmp_path / "torch"), "--confidence", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     for name in ("camera.png", "odd.png", "camera_confidence.png", "camera_confidence_ratio.png"):
         a = np.asarray(Image.open(tmp_path / "onnx" / name)).astype(int)
@@ -121,7 +130,20 @@ def test_onnx_backend_errors(tmp_path):
         (["--model", tmp_path / "missing.onnx"], "missing.onnx: no such ONNX model file"),
         (["--model", tmp_path / "fake.onnx"], "fake.onnx: not a readable ONNX model"),
     ):
-        r = subprocess.run([sys.executable, "-m", "colorunet", "colorize", str(default_sample()), "-o", str(tmp_path / "x.png"), *map(str, args)],
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "colorunet",
+                "colorize",
+                str(default_sample()),
+                "-o",
+                str(tmp_path / "x.png"),
+                *map(str, args),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     assert not (tmp_path / "x.png").exists()

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from colorunet.finetune import FINETUNE_LR_SCALE, FINETUNE_WARMUP_STEPS, finetune_configs
-from colorunet.presets import PRESETS
-from colorunet.training import TrainConfig, Trainer, learning_rate
-from colorunet.weights import load_model
+from colorunet.training.finetune import FINETUNE_LR_SCALE, FINETUNE_WARMUP_STEPS, finetune_configs
+from colorunet.training.presets import PRESETS
+from colorunet.training.trainer import TrainConfig, Trainer, learning_rate
+from colorunet.core.weights import load_model
 
 TINY = {"steps": 3, "batch_size": 2, "crop": 32, "load_size": 64, "checkpoint_every": 3}
 
@@ -70,12 +70,37 @@ def test_cli_init_default_needs_no_preset(photo_dir, tmp_path):
     import sys
 
     out = tmp_path / "mine"
-    r = subprocess.run([sys.executable, "-m", "colorunet", "train", photo_dir, "--out", out, "--init", "default", "--steps", "2",
-                        "--batch-size", "2", "--crop", "32", "--load-size", "64", "--quiet"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "colorunet",
+            "train",
+            photo_dir,
+            "--out",
+            out,
+            "--init",
+            "default",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--crop",
+            "32",
+            "--load-size",
+            "64",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     tuned = load_model(out)
     assert tuned.config == load_model("default").config
     import json
 
     saved = json.loads((out / "config.json").read_text())
-    assert saved["train_config"]["init"] == "default" and saved["train_config"]["lr"] == pytest.approx(TrainConfig.lr * FINETUNE_LR_SCALE)
+    assert saved["train_config"]["init"] == "default" and saved["train_config"]["lr"] == pytest.approx(
+        TrainConfig.lr * FINETUNE_LR_SCALE
+    )

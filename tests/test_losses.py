@@ -2,8 +2,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorunet.losses import rebalanced_cross_entropy, soft_encode, soft_rebalanced_cross_entropy
-from colorunet.quantize import cell_centers
+from colorunet.training.losses import rebalanced_cross_entropy, soft_encode, soft_rebalanced_cross_entropy
+from colorunet.core.quantize import cell_centers
 
 
 def test_rebalanced_cross_entropy_by_hand():
@@ -47,7 +47,7 @@ def test_soft_loss_with_one_hot_targets_equals_hard_loss():
 def test_rebalanced_cross_entropy_same_in_both_layouts():
     import torch
 
-    from colorunet.losses import rebalanced_cross_entropy
+    from colorunet.training.losses import rebalanced_cross_entropy
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 7, 5, 6, generator=g)
@@ -65,7 +65,7 @@ def test_channels_last_cross_entropy_gradient_matches_pytorch():
     import torch
     import torch.nn.functional as F
 
-    from colorunet.losses import rebalanced_cross_entropy
+    from colorunet.training.losses import rebalanced_cross_entropy
 
     g = torch.Generator().manual_seed(1)
     w = torch.rand(9, generator=g) + 0.5

@@ -3,8 +3,8 @@ import pytest
 from skimage.color import rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorunet.color import rgb_to_lab
-from colorunet.metrics import AccuracyCurve, ab_bins, colorfulness, psnr, ssim
+from colorunet.core.color import rgb_to_lab
+from colorunet.evaluation.metrics import AccuracyCurve, ab_bins, colorfulness, psnr, ssim
 
 
 def test_lab_matches_skimage():
@@ -65,7 +65,7 @@ def test_rebalanced_curve_weights_pixels_by_the_inverse_prior_of_their_true_cell
     assert curve.auc() == pytest.approx(100 * (0.9 * k + (151 - k)) / 151)
     assert curve.auc(rebalanced=True) == pytest.approx(100 * (below_k * k + (151 - k)) / 151)
     # a cell the prior never saw counts as PRIOR_FLOOR, not as infinitely rare
-    from colorunet.metrics import PRIOR_FLOOR, rebalancing_weights
+    from colorunet.evaluation.metrics import PRIOR_FLOOR, rebalancing_weights
 
     assert rebalancing_weights(prior)[0] == 1 / PRIOR_FLOOR
 
@@ -77,7 +77,7 @@ def test_ab_cells_are_centred_on_multiples_of_ten():
 
 
 def test_shipped_evaluation_prior():
-    from colorunet.metrics import eval_prior
+    from colorunet.evaluation.metrics import eval_prior
 
     p = eval_prior()
     assert p.shape == (23 * 23,) and p.sum() == pytest.approx(1) and p.min() >= 0
@@ -86,7 +86,7 @@ def test_shipped_evaluation_prior():
 
 
 def test_smoothing_of_a_histogram_by_hand():
-    from colorunet.quantize import smooth_grid
+    from colorunet.core.quantize import smooth_grid
 
     counts = np.zeros(25)
     counts[12] = 7.0  # one spike in the middle of a 5×5 grid
@@ -97,7 +97,7 @@ def test_smoothing_of_a_histogram_by_hand():
 
 
 def test_stain_fraction():
-    from colorunet.metrics import stain_fraction
+    from colorunet.evaluation.metrics import stain_fraction
 
     flat = np.full((64, 64, 3), 0.4)
     flat[..., 0] = 0.6  # an even reddish grey: no stain

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from colorunet.model import ColorUNet, ColorUNetConfig, count_parameters
+from colorunet.core.model import ColorUNet, ColorUNetConfig, count_parameters
 
 
 def test_paper_preset_parameter_count():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from colorunet.model import ColorUNetConfig, build_network
-from colorunet.quantize import LAB_GRID_SIZE, LAB_NUM_CLASSES, ChromaHistogram, Quantizer
+from colorunet.core.model import ColorUNetConfig, build_network
+from colorunet.core.quantize import LAB_GRID_SIZE, LAB_NUM_CLASSES, ChromaHistogram, Quantizer
 
 VARIANTS = {
     "paper": ColorUNetConfig(),
@@ -58,7 +58,7 @@ def test_backward_reaches_every_parameter(name):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_the_inference_forward_equals_the_eager_one(name):
-    from colorunet.weights import ColorModel
+    from colorunet.core.weights import ColorModel
 
     net = _network(name).eval()
     fast = ColorModel(net, None, dtype=torch.float32).inference_net  # what colorize runs on this CPU, in fp32
@@ -81,9 +81,9 @@ def _quantizer(config: ColorUNetConfig) -> Quantizer | None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", VARIANTS)
 def test_onnx_equals_pytorch(name, tmp_path):
-    from colorunet.export import export_onnx
-    from colorunet.pipeline import default_sample
-    from colorunet.weights import save_model
+    from colorunet.apps.export import export_onnx
+    from colorunet.inference.pipeline import default_sample
+    from colorunet.core.weights import save_model
 
     net = _network(name).eval()
     path = save_model(tmp_path / "m.safetensors", net, _quantizer(VARIANTS[name]))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorunet import open_photos
-from colorunet.open_photos import Source, embedded_jpegs, encode_photo, gather
-from colorunet.photo_filters import DuplicateIndex, perceptual_hash, photo_problem, top_colour_share
-from colorunet.rcc import RccError, iter_rcc
+from colorunet.datasets import open_photos
+from colorunet.datasets.open_photos import Source, embedded_jpegs, encode_photo, gather
+from colorunet.datasets.photo_filters import DuplicateIndex, perceptual_hash, photo_problem, top_color_share
+from colorunet.datasets.rcc import RccError, iter_rcc
 
 from conftest import learnable_photo, synthetic_photo
 
@@ -100,9 +100,9 @@ def test_photo_filters():
     drawing[32:, :20] = (30, 30, 200)
     assert "drawing" in photo_problem(Image.fromarray(drawing))
     grey = np.repeat(synthetic_photo(rng, 64, 64)[..., :1], 3, 2)
-    assert photo_problem(Image.fromarray(grey)) == "greyscale"
+    assert photo_problem(Image.fromarray(grey)) == "grayscale"
     assert "too small" in photo_problem(Image.fromarray(learnable_photo(rng, 20, 64)))
-    assert top_colour_share(drawing) == 1.0
+    assert top_color_share(drawing) == 1.0
     # a photo cut out on transparency is judged on its opaque pixels only
     cut = np.dstack([learnable_photo(rng, 64, 64), np.where(np.arange(64)[None, :] < 32, 255, 0).repeat(64, 0)]).astype(np.uint8)
     assert photo_problem(Image.fromarray(cut, "RGBA")) is None
@@ -174,7 +174,9 @@ def test_a_source_that_cannot_be_fetched_is_reported_and_the_rest_come_through(t
     bad = Source("missingpkg", "9", "pypi", "train", "?", lambda r: iter(()))
     report = gather(tmp_path / "pool", tmp_path / "cache", (bad, good), progress=False)
     assert report.written == 3
-    assert len(report.failed_sources) == 1 and "missingpkg" in report.failed_sources[0] and "No matching" in report.failed_sources[0]
+    assert (
+        len(report.failed_sources) == 1 and "missingpkg" in report.failed_sources[0] and "No matching" in report.failed_sources[0]
+    )
 
 
 def test_debian_sources_are_skipped_without_apt(tmp_path, monkeypatch, capsys):

@@ -3,8 +3,8 @@ import pytest
 from PIL import Image
 
 import colorunet
-from colorunet.color import rgb_to_luma
-from colorunet.pipeline import colorize_full, default_sample, working_shape
+from colorunet.core.color import rgb_to_luma
+from colorunet.inference.pipeline import colorize_full, default_sample, working_shape
 
 from conftest import synthetic_photo
 
@@ -89,15 +89,19 @@ def test_array_and_path_inputs(tmp_path):
 
 
 def test_a_model_carries_its_measured_temperature(tmp_path, tiny_run):
-    from colorunet.weights import copy_with_metadata, load_model
+    from colorunet.core.weights import copy_with_metadata, load_model
 
     plain = load_model(tiny_run)
     assert plain.temperature == 0.38  # none measured: Zhang et al.'s value
     tuned = load_model(copy_with_metadata(tiny_run, tmp_path / "tuned.safetensors", temperature=1.0))
     assert tuned.temperature == 1.0
     img = Image.fromarray(synthetic_photo(np.random.default_rng(5), 40, 40))
-    np.testing.assert_array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=1.0)))
-    assert not np.array_equal(np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=0.2)))
+    np.testing.assert_array_equal(
+        np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=1.0))
+    )
+    assert not np.array_equal(
+        np.asarray(colorunet.colorize(img, tuned)), np.asarray(colorunet.colorize(img, tuned, temperature=0.2))
+    )
 
 
 def _photo(h: int, w: int, mode: str = "RGB") -> Image.Image:
@@ -107,9 +111,9 @@ def _photo(h: int, w: int, mode: str = "RGB") -> Image.Image:
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_block_by_block_conversion_equals_the_whole_photo_at_once(monkeypatch, mode):
-    from colorunet import working
-    from colorunet.images import to_float_rgb, to_uint8
-    from colorunet.color import luma_chroma_to_rgb
+    from colorunet.inference import working
+    from colorunet.core.images import to_float_rgb, to_uint8
+    from colorunet.core.color import luma_chroma_to_rgb
 
     img = _photo(97, 31, mode)
     rng = np.random.default_rng(8)
@@ -134,8 +138,8 @@ def test_full_resolution_steps_hold_no_whole_photo_float_temporaries(monkeypatch
     Blocks of 64k pixels keep the blocks' own temporaries below 0.5 B/px here."""
     import tracemalloc
 
-    from colorunet import working
-    from colorunet.working import read_luma, recombine
+    from colorunet.inference import working
+    from colorunet.inference.working import read_luma, recombine
 
     monkeypatch.setattr(working, "BLOCK_PIXELS", 1 << 16)
 

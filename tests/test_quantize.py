@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from colorunet.color import U_MAX, V_MAX, rgb_to_yuv
-from colorunet.quantize import GRID_SIZE, ChromaHistogram, Quantizer, cell_centers, cell_index, cell_size
+from colorunet.core.color import U_MAX, V_MAX, rgb_to_yuv
+from colorunet.core.quantize import GRID_SIZE, ChromaHistogram, Quantizer, cell_centers, cell_index, cell_size
 
 
 def test_cell_index_hand_values():
@@ -108,7 +108,7 @@ def test_bad_fits_are_refused():
 
 
 def test_prior_smoothing_keeps_the_cells_and_moves_prior_mass_to_neighbours():
-    from colorunet.quantize import smooth_grid
+    from colorunet.core.quantize import smooth_grid
 
     counts = np.zeros(GRID_SIZE * GRID_SIZE)
     counts[[44, 45, 55]] = [1000.0, 600.0, 50.0]

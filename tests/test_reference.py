@@ -10,10 +10,17 @@ from PIL import Image
 from skimage import data as skdata
 from skimage.color import rgb2lab
 
-from colorunet.images import ImageError
-from colorunet.pipeline import colorize_full, get_model, reference_bias_for
-from colorunet.reference import MAX_STRENGTH, PRIOR_MIX, REFERENCE_SIZE, class_bias, reference_histogram, reference_pixels
-from colorunet.values import ValueRangeError
+from colorunet.core.images import ImageError
+from colorunet.inference.pipeline import colorize_full, get_model, reference_bias_for
+from colorunet.inference.reference import (
+    MAX_STRENGTH,
+    PRIOR_MIX,
+    REFERENCE_SIZE,
+    class_bias,
+    reference_histogram,
+    reference_pixels,
+)
+from colorunet.core.values import ValueRangeError
 
 RED = (200, 30, 30)
 
@@ -48,7 +55,7 @@ def test_strength_is_checked(bad):
 
 
 def test_histogram_of_one_colour_peaks_at_its_class():
-    from colorunet.color import luma_chroma_to_rgb, to_lightness_chroma
+    from colorunet.core.color import luma_chroma_to_rgb, to_lightness_chroma
 
     q = get_model("default").quantizer
     checked = 0
@@ -87,15 +94,15 @@ def test_a_red_reference_makes_a_photo_redder_and_strength_zero_changes_nothing(
 
 
 def test_grey_or_transparent_reference_is_a_clear_error():
-    with pytest.raises(ImageError, match="greyscale"):
+    with pytest.raises(ImageError, match="grayscale"):
         colorize_full(flat((90, 90, 90)), reference=flat((120, 120, 120)))
     with pytest.raises(ImageError, match="transparent"):
         colorize_full(flat((90, 90, 90)), reference=Image.new("RGBA", (10, 10), (255, 0, 0, 0)))
 
 
 def test_regression_model_has_no_classes_to_reweight():
-    from colorunet.model import ColorUNet, ColorUNetConfig
-    from colorunet.weights import ColorModel
+    from colorunet.core.model import ColorUNet, ColorUNetConfig
+    from colorunet.core.weights import ColorModel
 
     regression = ColorModel(ColorUNet(ColorUNetConfig(widths=(8, 16, 32), head="regression")).eval(), None)
     with pytest.raises(ValueError, match="needs a classification model"):
@@ -109,7 +116,7 @@ def test_bias_of_the_wrong_length_is_refused():
 
 def test_onnx_backend_follows_the_same_reference():
     pytest.importorskip("onnxruntime")
-    from colorunet.onnx_backend import colorize_full as onnx_colorize
+    from colorunet.inference.onnx_backend import colorize_full as onnx_colorize
 
     photo = Image.fromarray(skdata.astronaut()).resize((160, 160))
     a = np.asarray(onnx_colorize(photo, "default", reference=flat(RED)).image, float)
@@ -119,7 +126,7 @@ def test_onnx_backend_follows_the_same_reference():
 
 def test_oracle_reference_raises_rebalanced_auc(tmp_path):
     """Each photo's own original as its reference (the oracle) scores better than no reference."""
-    from colorunet.evaluation import evaluate
+    from colorunet.evaluation.evaluate import evaluate
 
     for name in ("astronaut", "coffee", "chelsea"):
         Image.fromarray(getattr(skdata, name)()).resize((192, 160)).save(tmp_path / f"{name}.png")
@@ -141,7 +148,9 @@ def test_cli_reference(tmp_path):
 
     def run(*args):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        return subprocess.run([sys.executable, "-m", "colorunet", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "colorunet", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+        )
 
     r = run("colorize", photo, "-o", tmp_path / "plain.png")
     assert r.returncode == 0, r.stderr
@@ -149,7 +158,7 @@ def test_cli_reference(tmp_path):
     assert r.returncode == 0, r.stderr
     assert mean_a_star(Image.open(tmp_path / "red_out.png")) > mean_a_star(Image.open(tmp_path / "plain.png")) + 10
     r = run("colorize", photo, "-o", tmp_path / "x.png", "--reference", tmp_path / "grey.png")
-    assert r.returncode == 2 and "grey.png" in r.stderr and "greyscale" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "grey.png" in r.stderr and "grayscale" in r.stderr and "Traceback" not in r.stderr
     r = run("colorize", photo, "-o", tmp_path / "x.png", "--reference", tmp_path / "missing.png")
     assert r.returncode == 2 and "missing.png: no such file" in r.stderr
     r = run("colorize", photo, "-o", tmp_path / "x.png", "--reference-strength", "2")
@@ -160,7 +169,7 @@ def test_cli_reference(tmp_path):
 
 
 def test_video_frames_follow_the_reference():
-    from colorunet.video import FrameColorizer
+    from colorunet.apps.video import FrameColorizer
 
     m = get_model("default")
     frame = Image.fromarray(skdata.coffee()).resize((160, 120)).convert("L")
@@ -172,9 +181,9 @@ def test_video_frames_follow_the_reference():
 
 
 def test_a_lab_model_follows_the_reference_too():
-    from colorunet.model import ColorUNetConfig, build_network
-    from colorunet.quantize import LAB_GRID_SIZE, ChromaHistogram, Quantizer
-    from colorunet.weights import ColorModel
+    from colorunet.core.model import ColorUNetConfig, build_network
+    from colorunet.core.quantize import LAB_GRID_SIZE, ChromaHistogram, Quantizer
+    from colorunet.core.weights import ColorModel
 
     rng = np.random.default_rng(0)
     ab = rng.normal(0, 30, (5000, 2))

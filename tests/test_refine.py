@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 import colorunet
-from colorunet.color import rgb_to_luma, rgb_to_yuv
-from colorunet.metrics import stain_fraction
-from colorunet.pipeline import default_sample
-from colorunet.refine import HintError, affinity_laplacian, load_hints, parse_hints, rasterize_hints, refine_chroma
+from colorunet.core.color import rgb_to_luma, rgb_to_yuv
+from colorunet.evaluation.metrics import stain_fraction
+from colorunet.inference.pipeline import default_sample
+from colorunet.inference.refine import HintError, affinity_laplacian, load_hints, parse_hints, rasterize_hints, refine_chroma
 
 
 def _two_regions(h=40, w=60):
@@ -51,7 +51,7 @@ def _stained_prediction(stain_conf: float = 0.1):
     inside the left one, predicted at probability ``stain_conf``; the classes are the model's own."""
     import torch
 
-    from colorunet.pipeline import Prediction, get_model
+    from colorunet.inference.pipeline import Prediction, get_model
 
     m = get_model("default")
     n = m.quantizer.num_classes
@@ -74,7 +74,7 @@ def _stained_prediction(stain_conf: float = 0.1):
 
 
 def test_refine_through_the_pipeline_removes_a_stain_that_is_its_own_class():
-    from colorunet.pipeline import render
+    from colorunet.inference.pipeline import render
 
     pred, _, _ = _stained_prediction(0.1)
 
@@ -92,7 +92,7 @@ def test_refine_through_the_pipeline_removes_a_stain_that_is_its_own_class():
 
 
 def test_seeds_are_class_cores_ranked_by_confidence_with_a_floor():
-    from colorunet.refine import confident_seeds
+    from colorunet.inference.refine import confident_seeds
 
     classes = np.zeros((20, 20), int)
     classes[:, 10:] = 1
@@ -114,9 +114,9 @@ def test_seeds_are_class_cores_ranked_by_confidence_with_a_floor():
 
 
 def test_refine_on_a_regression_model_is_a_clear_error_and_hints_still_work():
-    from colorunet.model import ColorUNet, ColorUNetConfig
-    from colorunet.pipeline import colorize_full
-    from colorunet.weights import ColorModel
+    from colorunet.core.model import ColorUNet, ColorUNetConfig
+    from colorunet.inference.pipeline import colorize_full
+    from colorunet.core.weights import ColorModel
 
     regression = ColorModel(ColorUNet(ColorUNetConfig(widths=(8, 16, 32), head="regression")).eval(), None)
     img = Image.fromarray((np.random.default_rng(0).uniform(0, 1, (32, 48)) * 255).astype(np.uint8))
@@ -127,7 +127,9 @@ def test_refine_on_a_regression_model_is_a_clear_error_and_hints_still_work():
 
 
 def test_hint_parsing_and_errors(tmp_path):
-    h = parse_hints({"points": [{"x": 1, "y": 2, "color": "#ff0000"}], "strokes": [{"points": [[0, 0], [5, 5]], "color": "0f0", "width": 2}]})
+    h = parse_hints(
+        {"points": [{"x": 1, "y": 2, "color": "#ff0000"}], "strokes": [{"points": [[0, 0], [5, 5]], "color": "0f0", "width": 2}]}
+    )
     assert h.points == [(1.0, 2.0, (1.0, 0.0, 0.0))] and h.strokes[0][1] == (0.0, 1.0, 0.0)
     for bad, words in [({"points": [{"x": 1, "y": 2, "color": "red"}]}, "#rrggbb"), ({"dots": []}, "unknown key"),
                        ({"points": [{"x": 1}]}, "malformed"), ({"strokes": [{"points": [], "color": "#000"}]}, "no points")]:
@@ -139,7 +141,12 @@ def test_hint_parsing_and_errors(tmp_path):
 
 
 def test_rasterized_hints_land_at_the_working_size():
-    h = parse_hints({"points": [{"x": 99, "y": 49, "color": "#2e86c1"}], "strokes": [{"points": [[0, 0], [100, 0]], "color": "#c0392b", "width": 4}]})
+    h = parse_hints(
+        {
+            "points": [{"x": 99, "y": 49, "color": "#2e86c1"}],
+            "strokes": [{"points": [[0, 0], [100, 0]], "color": "#c0392b", "width": 4}],
+        }
+    )
     mask, uv = rasterize_hints(h, (50, 100), (25, 50))
     assert mask[24, 49] and mask[0, 25] and not mask[12, 25]
     want = rgb_to_yuv(np.array([0x2E, 0x86, 0xC1]) / 255)[1:]

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import colorunet
-from colorunet.color import rgb_to_luma
-from colorunet.images import ImageError
+from colorunet.core.color import rgb_to_luma
+from colorunet.core.images import ImageError
 
 from conftest import synthetic_photo
 
@@ -80,7 +80,12 @@ def test_hostile_corpus_through_the_cli(tmp_path):
         (src / name).write_bytes(data)
     out = tmp_path / "out"
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "colorize", str(src), "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert time.perf_counter() - t < 120  # no hang
     assert r.returncode == 1 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
@@ -162,8 +167,28 @@ def test_property_size_and_luma_are_kept(h, w, mode, seed, temperature, decode, 
 
 
 def _train_cmd(photo_dir, out, steps):
-    return [sys.executable, "-m", "colorunet", "train", str(photo_dir), "--out", str(out), "--steps", str(steps), "--batch-size", "4",
-            "--crop", "32", "--load-size", "48", "--checkpoint-every", "5", "--keep-checkpoints", "3", "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "colorunet",
+        "train",
+        str(photo_dir),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "4",
+        "--crop",
+        "32",
+        "--load-size",
+        "48",
+        "--checkpoint-every",
+        "5",
+        "--keep-checkpoints",
+        "3",
+        "-q",
+    ]
 
 
 @pytest.mark.slow
@@ -202,7 +227,7 @@ def test_a_damaged_checkpoint_is_detected_and_the_previous_one_used(photo_dir, t
     assert r.returncode == 0 and "checksum mismatch" in r.stderr
     import csv
 
-    from colorunet.checkpoint import load_latest_checkpoint
+    from colorunet.training.checkpoint import load_latest_checkpoint
 
     # resumed from step 10 (the log's rows after it were dropped and redone), ended at 20
     assert [int(row["step"]) for row in csv.DictReader(open(run / "log.csv"))] == list(range(1, 21))
@@ -212,7 +237,7 @@ def test_a_damaged_checkpoint_is_detected_and_the_previous_one_used(photo_dir, t
 def test_http_api_survives_the_corpus():
     from fastapi.testclient import TestClient
 
-    from colorunet.web.app import ServerSettings, create_app
+    from colorunet.apps.web.app import ServerSettings, create_app
 
     client = TestClient(create_app(ServerSettings()), base_url="http://localhost:8000")
     for name, (data, expected) in hostile_corpus().items():
@@ -226,7 +251,7 @@ def test_http_api_survives_the_corpus():
 def test_schema_fuzzing_finds_no_server_errors():
     import schemathesis
 
-    from colorunet.web.app import LOOPBACK_NAMES, ServerSettings, create_app
+    from colorunet.apps.web.app import LOOPBACK_NAMES, ServerSettings, create_app
 
     # schemathesis calls the app as host "testserver"
     app = create_app(ServerSettings(max_upload_bytes=2**20, allowed_hosts=(*LOOPBACK_NAMES, "testserver")))
@@ -251,7 +276,7 @@ def test_schema_fuzzing_finds_no_server_errors():
 
 def cli(args, capsys) -> tuple[int, str]:
     """``colorunet ARGS`` in this process (fast: the model stays loaded); (exit status, stderr)."""
-    from colorunet.cli import main
+    from colorunet.apps.cli import main
 
     capsys.readouterr()
     try:
@@ -329,8 +354,8 @@ def test_frames_that_would_share_an_output_name_are_refused(tmp_path, capsys):
 
 
 def test_refinement_of_a_thin_photo_is_bounded_by_the_working_size(monkeypatch):
-    from colorunet import refine
-    from colorunet.working import working_shape
+    from colorunet.inference import refine
+    from colorunet.inference.working import working_shape
 
     h, w = working_shape(250, 4000, 256)
     assert h * w <= 2 * 256**2 and w / h == pytest.approx(16, rel=0.02)
@@ -349,9 +374,9 @@ def _model_file(path, widths=(16, 32, 64), metadata=None, tensors=None):
 
     from safetensors.torch import save_file
 
-    from colorunet.model import ColorUNet, ColorUNetConfig
-    from colorunet.quantize import ChromaHistogram, Quantizer
-    from colorunet.weights import save_model
+    from colorunet.core.model import ColorUNet, ColorUNetConfig
+    from colorunet.core.quantize import ChromaHistogram, Quantizer
+    from colorunet.core.weights import save_model
 
     q = Quantizer.fit(ChromaHistogram.of(RNG.normal(0, 0.15, 5000), RNG.normal(0, 0.2, 5000)), 32)
     good = save_model(path, ColorUNet(ColorUNetConfig(widths=(16, 32, 64))), q)
@@ -368,13 +393,15 @@ def _model_file(path, widths=(16, 32, 64), metadata=None, tensors=None):
 
 
 def test_model_metadata_is_checked_against_its_tensors_before_allocating(tmp_path, monkeypatch):
-    from colorunet import weights
-    from colorunet.weights import ModelError
+    from colorunet.core import weights
+    from colorunet.core.weights import ModelError
 
     path = _model_file(tmp_path / "hugewidths.safetensors", widths=(256, 512, 1024))
     devices = []
     real = weights.build_network
-    monkeypatch.setattr(weights, "build_network", lambda config: devices.append(next(real(config).parameters()).device.type) or real(config))
+    monkeypatch.setattr(
+        weights, "build_network", lambda config: devices.append(next(real(config).parameters()).device.type) or real(config)
+    )
     with pytest.raises(ModelError, match="hugewidths.safetensors: tensor net.* has shape"):
         weights.load_model(path)
     assert devices and set(devices) == {"meta"}  # nothing was allocated for the widths the metadata claims
@@ -391,7 +418,7 @@ def _jpeg_claiming(w, h, cut=None):
 
 
 def test_a_jpeg_claiming_far_more_pixels_than_its_bytes_is_refused_before_decoding(tmp_path, capsys):
-    from colorunet.images import open_image
+    from colorunet.core.images import open_image
 
     for data in (_jpeg_claiming(6000, 6000), _jpeg_claiming(6000, 6000, cut=40)):
         t = time.perf_counter()
@@ -407,7 +434,7 @@ def test_a_jpeg_claiming_far_more_pixels_than_its_bytes_is_refused_before_decodi
 
 @pytest.fixture(scope="module")
 def web_app():
-    from colorunet.web.app import ServerSettings, create_app
+    from colorunet.apps.web.app import ServerSettings, create_app
 
     return create_app(ServerSettings(max_upload_bytes=3 * 2**20, max_pixels=2_000_000))
 
@@ -494,7 +521,13 @@ def test_hostile_hints_files_give_one_line(tmp_path, capsys, monkeypatch):
     from pathlib import Path
 
     real = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied")) if self == locked else real(self, *a, **k))
+    monkeypatch.setattr(
+        Path,
+        "read_text",
+        lambda self, *a, **k: (
+            (_ for _ in ()).throw(PermissionError(13, "Permission denied")) if self == locked else real(self, *a, **k)
+        ),
+    )
     rc, err = cli(["colorize", photo, "--hints", locked, "-o", tmp_path / "o.png"], capsys)
     assert rc == 2 and "locked.json: cannot read (Permission denied)" in err
     assert not (tmp_path / "o.png").exists()
@@ -508,7 +541,7 @@ def test_hostile_hints_on_the_web_are_422(web_app):
 
 
 def test_a_nan_point_never_paints_the_photo():
-    from colorunet.refine import HintError, parse_hints
+    from colorunet.inference.refine import HintError, parse_hints
 
     with pytest.raises(HintError, match=r"strokes\[0\].points\[0\]: must be a number, got NaN"):
         parse_hints({"strokes": [{"points": [[float("nan"), 10], [400, 400]], "color": "#2e86c1", "width": 4}]})
@@ -528,7 +561,7 @@ def test_train_refuses_bad_run_folders_devices_and_foreign_checkpoints(photo_dir
     (foreign / "checkpoints").mkdir(parents=True)
     ckpt = foreign / "checkpoints" / "step_000000005.pt"
     torch.save({"weights": torch.zeros(3)}, ckpt)
-    from colorunet.checksum import sha256_of
+    from colorunet.core.checksum import sha256_of
 
     (foreign / "checkpoints" / "step_000000005.pt.sha256").write_text(sha256_of(ckpt) + "\n")
     rc, err = cli(args[:-1] + ["--out", foreign, "--resume"], capsys)
@@ -555,23 +588,36 @@ def test_train_refuses_bad_run_folders_devices_and_foreign_checkpoints(photo_dir
 
 def test_video_options_and_outputs_are_checked(tmp_path, capsys, monkeypatch):
     clip = _clip(tmp_path / "clip.mp4")
-    for bad, word in ((["--window", "100000000000000000000"], "--window"), (["--window", "1e20"], "--window"), (["--crf", "-5"], "--crf"),
-                      (["--decay", "nan"], "--decay"), (["--decay", "inf"], "--decay")):
+    for bad, word in (
+        (["--window", "100000000000000000000"], "--window"),
+        (["--window", "1e20"], "--window"),
+        (["--crf", "-5"], "--crf"),
+        (["--decay", "nan"], "--decay"),
+        (["--decay", "inf"], "--decay"),
+    ):
         rc, err = cli(["video", clip, "-o", tmp_path / "o.mp4", *bad], capsys)
-        assert rc == 2 and f"error: argument {word}: " in err.strip().splitlines()[-1], bad  # argparse: usage, then one error line
+        # argparse: usage, then one error line
+        assert rc == 2 and f"error: argument {word}: " in err.strip().splitlines()[-1], bad
     import tempfile
 
     real = tempfile.mkstemp
     readonly = tmp_path / "readonly"
     readonly.mkdir()
-    monkeypatch.setattr(tempfile, "mkstemp", lambda *a, dir=None, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
-                        if str(dir) == str(readonly) else real(*a, dir=dir, **k))
+    monkeypatch.setattr(
+        tempfile,
+        "mkstemp",
+        lambda *a, dir=None, **k: (
+            (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+            if str(dir) == str(readonly)
+            else real(*a, dir=dir, **k)
+        ),
+    )
     rc, err = cli(["video", clip, "-o", readonly / "o.mp4", "-q"], capsys)
     assert rc == 2 and "readonly/o.mp4: cannot write (Permission denied)" in err
 
 
 def test_smoothing_refuses_nan_and_infinite_decay():
-    from colorunet.video import TemporalSmoother
+    from colorunet.apps.video import TemporalSmoother
 
     for decay in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match="decay"):
@@ -583,7 +629,7 @@ def test_smoothing_refuses_nan_and_infinite_decay():
 def _onnx_with(tmp_path, name, change=None, drop=(), graph=None):
     import onnx
 
-    from colorunet.onnx_backend import DEFAULT_ONNX
+    from colorunet.inference.onnx_backend import DEFAULT_ONNX
 
     proto = graph if graph is not None else onnx.load(str(DEFAULT_ONNX))
     if graph is not None:
@@ -612,8 +658,8 @@ def _one_channel_graph():
 
 
 def test_onnx_metadata_is_validated_with_the_file_named(tmp_path):
-    from colorunet.errors import ColorunetError
-    from colorunet.onnx_backend import colorize_full, load_onnx_model
+    from colorunet.core.errors import ColorunetError
+    from colorunet.inference.onnx_backend import colorize_full, load_onnx_model
 
     cases = {
         "no_multiple.onnx": {"drop": ("colorunet.size_multiple",)},
@@ -636,7 +682,7 @@ def test_serve_refuses_an_impossible_port(capsys):
 
 
 def test_underflowing_temperatures_are_refused_everywhere(tmp_path, capsys, web_app):
-    from colorunet.weights import ModelError, load_model
+    from colorunet.core.weights import ModelError, load_model
 
     photo = _photo_file(tmp_path / "p.png")
     for t in ("1e-40", "1e-38", "inf", "nan"):
@@ -644,7 +690,11 @@ def test_underflowing_temperatures_are_refused_everywhere(tmp_path, capsys, web_
         assert rc == 2 and "--temperature" in err, t
     with pytest.raises(ValueError, match="temperature: must be between 0.01 and 100"):
         colorunet.colorize(PHOTO, temperature=1e-40)
-    r = _web(web_app).post("/api/colorize", files={"image": ("p.png", _bytes(Image.fromarray(PHOTO), "PNG"), "image/png")}, data={"temperature": "1e-40"})
+    r = _web(web_app).post(
+        "/api/colorize",
+        files={"image": ("p.png", _bytes(Image.fromarray(PHOTO), "PNG"), "image/png")},
+        data={"temperature": "1e-40"},
+    )
     assert r.status_code == 422 and "temperature" in r.json()["error"]
     with pytest.raises(ModelError, match="tiny.safetensors: the temperature in its metadata: must be between"):
         load_model(_model_file(tmp_path / "tiny.safetensors", metadata={"temperature": 1e-45}))
@@ -654,7 +704,7 @@ def test_underflowing_temperatures_are_refused_everywhere(tmp_path, capsys, web_
 def test_a_model_with_nan_quantiser_centres_is_refused(tmp_path):
     from safetensors import safe_open
 
-    from colorunet.weights import ModelError, load_model
+    from colorunet.core.weights import ModelError, load_model
 
     path = _model_file(tmp_path / "good.safetensors")
     with safe_open(str(path), framework="pt") as f:
@@ -706,13 +756,16 @@ def test_working_sizes_below_8_are_usage_errors(tmp_path, capsys):
 
 
 def test_a_folder_whose_only_photo_is_held_out_still_trains(tmp_path, capsys):
-    from colorunet.data import is_validation
+    from colorunet.core.splits import is_validation
 
     name = next(f"photo{i}" for i in range(1000) if is_validation(f"photo{i}", 0.1))
     folder = tmp_path / "one"
     folder.mkdir()
     Image.fromarray(synthetic_photo(RNG, 64, 64)).save(folder / f"{name}.png")
-    rc, err = cli(["train", folder, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "2", "--crop", "32", "--load-size", "48"], capsys)
+    rc, err = cli(
+        ["train", folder, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "2", "--crop", "32", "--load-size", "48"],
+        capsys,
+    )
     assert rc == 0, err
     assert "training on all 1" in err and (tmp_path / "run" / "model.safetensors").exists()
 
@@ -755,7 +808,7 @@ def test_webm_codecs_and_messages(tmp_path, capsys):
     assert rc == 2 and "--codec 'bogus': not a video encoder" in err
     rc, err = cli(["video", clip, "-o", tmp_path / "o.webm", "--codec", "libx264"], capsys)
     assert rc == 2 and "o.webm: cannot write libx264 video into a webm file" in err
-    from colorunet.images import open_image
+    from colorunet.core.images import open_image
 
     with pytest.raises(ImageError) as e:
         open_image(b"no image here", name="x.jpg")

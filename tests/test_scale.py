@@ -15,12 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from colorunet.checkpoint import list_checkpoints
-from colorunet.data import CropBatches, chroma_histogram, load_photo, prior_sample
-from colorunet.quantize import Quantizer
-from colorunet.shards import ShardPhotos, decode_some, index_tars, split_records, write_shards
-from colorunet.training import Trainer, resolve_configs, weights_digest
-from colorunet.weights import load_model
+from colorunet.training.checkpoint import list_checkpoints
+from colorunet.training.data import CropBatches, chroma_histogram, load_photo, prior_sample
+from colorunet.core.quantize import Quantizer
+from colorunet.training.shards import ShardPhotos, decode_some, index_tars, split_records, write_shards
+from colorunet.training.trainer import Trainer, resolve_configs, weights_digest
+from colorunet.core.weights import load_model
 
 from conftest import learnable_photo
 
@@ -31,7 +31,7 @@ def _sha(path):
 
 def test_shards_round_trip_same_photos_same_order(photo_dir, tmp_path):
     a = write_shards(photo_dir, tmp_path / "a", shard_size=3, seed=7, progress=False)
-    b = write_shards(photo_dir, tmp_path / "b", shard_size=3, seed=7, progress=False)
+    write_shards(photo_dir, tmp_path / "b", shard_size=3, seed=7, progress=False)
     tars = sorted(p.name for p in (tmp_path / "a").glob("*.tar"))
     assert tars == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]  # 8 photos, 3 per shard
     assert [_sha(tmp_path / "a" / t) for t in tars] == [_sha(tmp_path / "b" / t) for t in tars]  # same seed: same bytes
@@ -63,7 +63,7 @@ def test_shards_round_trip_same_photos_same_order(photo_dir, tmp_path):
 
 
 def test_split_of_shards_matches_the_folder_split(photo_dir, tmp_path):
-    from colorunet.data import split_paths
+    from colorunet.core.splits import split_paths
 
     write_shards(photo_dir, tmp_path / "s", shard_size=4, progress=False)
     paths = sorted(photo_dir.rglob("*.png"))
@@ -124,7 +124,9 @@ def test_ranks_take_disjoint_slices_of_one_stream():
     seen = [one._photo_of(k) for k in range(12)]
     assert sorted(seen) == list(range(12))
     # Resuming at step 2 with 3 processes after 8 samples continues at sample 8.
-    resumed = CropBatches(photos, q, batch_size=1, crop=32, seed=5, num_steps=4, rank=1, world_size=3, start_step=2, sample_base=8)
+    resumed = CropBatches(
+        photos, q, batch_size=1, crop=32, seed=5, num_steps=4, rank=1, world_size=3, start_step=2, sample_base=8
+    )
     assert resumed.first_sample(2) == 9 and resumed.first_sample(3) == 12
     assert torch.equal(resumed[2]["y"][0], one.__getitem__(2)["y"][1])
 
@@ -158,7 +160,17 @@ def test_training_from_shards_resumes_exactly(photo_dir, tmp_path):
 
 
 def _torchrun(nproc, *args, env):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "colorunet", "train", *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "colorunet",
+        "train",
+        *map(str, args),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -167,7 +179,20 @@ def _torchrun(nproc, *args, env):
 def test_torchrun_two_processes_on_cpu_then_resume_on_one(photo_dir, tmp_path):
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLORUNET_DEBUG": "1"}
     out = tmp_path / "run"
-    common = ("--crop", "32", "--load-size", "64", "--batch-size", "2", "--checkpoint-every", "2", "--keep-checkpoints", "5", "--device", "cpu")
+    common = (
+        "--crop",
+        "32",
+        "--load-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--keep-checkpoints",
+        "5",
+        "--device",
+        "cpu",
+    )
     r = _torchrun(2, photo_dir, "--out", out, "--steps", "4", *common, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
 
@@ -186,22 +211,33 @@ def test_torchrun_two_processes_on_cpu_then_resume_on_one(photo_dir, tmp_path):
     assert r.stderr.count("colorunet: trained 4 steps") == 1  # one log, from rank 0
 
     # Resume the same run in a single process: the step count and the data stream continue.
-    r2 = subprocess.run([sys.executable, "-m", "colorunet", "train", str(photo_dir), "--out", str(out), "--resume", "--steps", "6"],
-                        capture_output=True, text=True, env=env, timeout=300)
+    r2 = subprocess.run(
+        [sys.executable, "-m", "colorunet", "train", str(photo_dir), "--out", str(out), "--resume", "--steps", "6"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "had 2 processes, now 1" in r2.stderr
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     state = torch.load(list_checkpoints(out)[-1][1], weights_only=True)
     assert (state["step"], state["world_size"], state["samples"]) == (6, 1, 16 + 2 * 2)
-    assert float(rows[-1]["epoch"]) == pytest.approx(20 / json.loads((out / "config.json").read_text())["data"]["train_photos"], abs=1e-3)
+    assert float(rows[-1]["epoch"]) == pytest.approx(
+        20 / json.loads((out / "config.json").read_text())["data"]["train_photos"], abs=1e-3
+    )
 
 
 @pytest.mark.slow
 def test_shard_and_index_commands(photo_dir, tmp_path):
     env = os.environ | {"COLORUNET_DEBUG": ""}
-    r = subprocess.run([sys.executable, "-m", "colorunet", "data", "shard", str(photo_dir), str(tmp_path / "s"), "--shard-size", "5", "-q"],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "data", "shard", str(photo_dir), str(tmp_path / "s"), "--shard-size", "5", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0 and "8 photos in 2 shard(s)" in r.stderr, r.stderr
     tars = sorted(str(p) for p in (tmp_path / "s").glob("*.tar"))
     r = subprocess.run([sys.executable, "-m", "colorunet", "data", "index", *tars, "-o", str(tmp_path / "again.json")],
@@ -259,8 +295,25 @@ def test_torchrun_on_shards_with_a_time_budget(photo_dir, tmp_path):
     write_shards(photo_dir, tmp_path / "shards", shard_size=3, progress=False)
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLORUNET_DEBUG": "1"}
     out = tmp_path / "run"
-    r = _torchrun(2, tmp_path / "shards", "--out", out, "--time-budget", "2", "--workers", "1", "--crop", "32", "--load-size", "64",
-                  "--batch-size", "2", "--device", "cpu", env=env)
+    r = _torchrun(
+        2,
+        tmp_path / "shards",
+        "--out",
+        out,
+        "--time-budget",
+        "2",
+        "--workers",
+        "1",
+        "--crop",
+        "32",
+        "--load-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = re.search(r"parameters identical on all 2 ranks \(sha256 ([0-9a-f]{64})\)", r.stderr)
     assert m and weights_digest(dict(load_model(out).net.named_parameters())) == m.group(1)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colorunet.model import ColorUNet, ColorUNetConfig, count_parameters
-from colorunet.semantic import INPUT_MEAN, INPUT_SCALE, EfficientNetLite0, EncoderError, SemanticEncoder, encoder_state_dict
+from colorunet.core.model import ColorUNet, ColorUNetConfig, count_parameters
+from colorunet.core.semantic import INPUT_MEAN, INPUT_SCALE, EfficientNetLite0, EncoderError, SemanticEncoder, encoder_state_dict
 
 SEMANTIC = ColorUNetConfig(widths=(32, 64, 128), encoder="efficientnet-lite0")
 
@@ -45,7 +45,7 @@ def test_the_frozen_encoder_computes_the_same_features_with_its_batch_norms_fold
 
 
 def test_the_encoder_is_frozen_and_left_out_of_the_model_file(tmp_path):
-    from colorunet.weights import load_model, save_model
+    from colorunet.core.weights import load_model, save_model
 
     net = ColorUNet(SEMANTIC)
     plain = ColorUNet(ColorUNetConfig(widths=(32, 64, 128)))
@@ -58,7 +58,7 @@ def test_the_encoder_is_frozen_and_left_out_of_the_model_file(tmp_path):
     loss.backward()
     assert all(p.grad is not None for p in net.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, net.semantic.encoder.buffers()))  # train mode changed nothing
-    from colorunet.quantize import ChromaHistogram, Quantizer
+    from colorunet.core.quantize import ChromaHistogram, Quantizer
 
     rng = np.random.default_rng(0)
     q = Quantizer.fit(ChromaHistogram.of(rng.normal(0, 0.1, 5000), rng.normal(0, 0.1, 5000)), 32)
@@ -85,7 +85,7 @@ def test_the_fusion_starts_as_a_no_op():
 
 
 def test_a_missing_or_changed_encoder_package_is_a_clear_error(monkeypatch, tmp_path):
-    from colorunet import semantic
+    from colorunet.core import semantic
 
     monkeypatch.setattr(semantic.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EncoderError, match="pip install 'colorunet\\[semantic\\]'"):

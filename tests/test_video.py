@@ -11,7 +11,7 @@ import torch
 from conftest import learnable_photo
 from PIL import Image
 
-from colorunet.video import (
+from colorunet.apps.video import (
     FrameColorizer,
     TemporalSmoother,
     flicker,
@@ -57,7 +57,7 @@ def test_flicker_metric():
     still = [np.full((8, 8, 3), 120, np.uint8)] * 3
     assert flicker(iter(still)) == 0
     # same luma, chroma alternating: red-ish / blue-ish greys of equal Y
-    from colorunet.color import yuv_to_rgb
+    from colorunet.core.color import yuv_to_rgb
 
     f1 = (np.clip(yuv_to_rgb(np.array([0.5, 0.05, 0.05])), 0, 1) * 255).round().astype(np.uint8)
     f2 = (np.clip(yuv_to_rgb(np.array([0.5, -0.05, -0.05])), 0, 1) * 255).round().astype(np.uint8)
@@ -97,7 +97,9 @@ def clip(tmp_path_factory):
 @pytest.mark.slow
 def test_video_cli_keeps_timing_size_and_audio(clip, tmp_path):
     out = tmp_path / "colour film.mp4"
-    r = subprocess.run([sys.executable, "-m", "colorunet", "video", str(clip), "-o", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "video", str(clip), "-o", str(out)], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     assert "12 frames, 1 shot changes" in r.stderr
     with av.open(str(clip)) as src, av.open(str(out)) as dst:
@@ -113,7 +115,7 @@ def test_video_cli_keeps_timing_size_and_audio(clip, tmp_path):
 
 
 def test_interrupted_video_leaves_no_output(clip, tmp_path, monkeypatch):
-    from colorunet import video
+    from colorunet.apps import video
 
     calls = {"n": 0}
     real = FrameColorizer.__call__
@@ -139,7 +141,9 @@ def test_frame_folders(tmp_path):
     for i in (1, 2, 10):  # natural order: 1, 2, 10
         Image.fromarray(learnable_photo(rng, 24, 32)).save(src / f"frame{i}.png")
     out = tmp_path / "colored"
-    r = subprocess.run([sys.executable, "-m", "colorunet", "video", str(src), "-o", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "video", str(src), "-o", str(out), "-q"], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["frame1.png", "frame10.png", "frame2.png"]
     assert Image.open(out / "frame10.png").size == (32, 24)
@@ -149,7 +153,9 @@ def test_smoothing_reduces_flicker_on_a_noisy_static_clip():
     rng = np.random.default_rng(3)
     base = learnable_photo(rng, 48, 64).astype(int)
     # the same shot with a little sensor noise per frame: per-frame colours jitter
-    frames = [Image.fromarray(np.clip(base + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8)).convert("L") for _ in range(12)]
+    frames = [
+        Image.fromarray(np.clip(base + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8)).convert("L") for _ in range(12)
+    ]
     raw = [np.asarray(FrameColorizer(smooth=False)(f)) for f in frames]
     fc = FrameColorizer(smooth=True)
     smooth = [np.asarray(fc(f)) for f in frames]
@@ -161,22 +167,36 @@ def test_smoothing_reduces_flicker_on_a_noisy_static_clip():
 def test_bad_inputs(tmp_path):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a film")
-    r = subprocess.run([sys.executable, "-m", "colorunet", "video", str(junk), "-o", str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "video", str(junk), "-o", str(tmp_path / "o.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "junk.mp4" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "colorunet", "video", str(junk), "-o", str(tmp_path / "o.xyz")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "colorunet", "video", str(junk), "-o", str(tmp_path / "o.xyz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "unknown video format" in r.stderr
 
 
 def _textured(rng, h, w, mean, spread):
     """A grey frame with smooth texture: luma around ``mean`` with about ``spread`` of variation."""
     small = rng.uniform(-1, 1, (h // 8, w // 8))
-    tex = np.asarray(Image.fromarray(((small + 1) * 127.5).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC), float) / 127.5 - 1
+    tex = (
+        np.asarray(Image.fromarray(((small + 1) * 127.5).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC), float)
+        / 127.5
+        - 1
+    )
     return np.clip(mean + spread * tex, 0, 1)
 
 
 def _shots_found(frames) -> tuple[list[int], int]:
     """The frames where smoothing restarts, and how many shot changes were counted."""
-    from colorunet.video import ShotDetector
+    from colorunet.apps.video import ShotDetector
 
     det = ShotDetector()
     return [i for i, f in enumerate(frames) if det.new_shot(luma_histogram(f))], det.shots

@@ -17,9 +17,9 @@ from PIL import Image
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from colorunet.color import rgb_to_luma  # noqa: E402
-from colorunet.pipeline import default_sample  # noqa: E402
-from colorunet.web import app as web  # noqa: E402
+from colorunet.core.color import rgb_to_luma  # noqa: E402
+from colorunet.inference.pipeline import default_sample  # noqa: E402
+from colorunet.apps.web import app as web  # noqa: E402
 
 from conftest import synthetic_photo  # noqa: E402
 
@@ -77,7 +77,9 @@ def test_recolor_reuses_the_prediction(client, monkeypatch):
 
     monkeypatch.setattr(web, "predict", no_network)
     same = client.post("/api/recolor", data={"id": key, "temperature": "1.0"})
-    assert same.status_code == 200 and np.array_equal(np.asarray(Image.open(io.BytesIO(same.content))), np.asarray(Image.open(io.BytesIO(r.content))))
+    assert same.status_code == 200 and np.array_equal(
+        np.asarray(Image.open(io.BytesIO(same.content))), np.asarray(Image.open(io.BytesIO(r.content)))
+    )
     vivid = client.post("/api/recolor", data={"id": key, "temperature": "0.2"})
     assert not np.array_equal(np.asarray(Image.open(io.BytesIO(vivid.content))), np.asarray(Image.open(io.BytesIO(r.content))))
     conf = client.post("/api/recolor", data={"id": key, "confidence": "true"})
@@ -113,7 +115,9 @@ def _mean_a_star(data: bytes) -> float:
     return float(rgb2lab(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) / 255.0)[..., 1].mean())
 
 
-def _with_reference(client, url="/api/colorize", reference=RED_REFERENCE, ref_name="red.png", ref_type="image/png", photo=True, **fields):
+def _with_reference(
+    client, url="/api/colorize", reference=RED_REFERENCE, ref_name="red.png", ref_type="image/png", photo=True, **fields
+):
     files = {"reference": (ref_name, reference, ref_type)}
     if photo:
         files["image"] = ("camera.png", SAMPLE, "image/png")
@@ -149,7 +153,10 @@ def test_reference_palette_is_decoded_once_per_file(client, monkeypatch):
     real = web.reference_pixels
     monkeypatch.setattr(web, "reference_pixels", lambda *a, **k: calls.append(1) or real(*a, **k))
     for strength in (0.5, 1.5, 2.5):
-        assert _with_reference(client, "/api/recolor", reference=ref, photo=False, id=key, reference_strength=strength).status_code == 200
+        assert (
+            _with_reference(client, "/api/recolor", reference=ref, photo=False, id=key, reference_strength=strength).status_code
+            == 200
+        )
     assert len(calls) == 1
 
 
@@ -161,9 +168,17 @@ def test_reference_palette_is_decoded_once_per_file(client, monkeypatch):
         ({"reference": SAMPLE[: len(SAMPLE) // 3], "ref_name": "cut.png"}, 400, "reference cut.png"),
         ({"reference": b"<svg/>", "ref_name": "d.svg", "ref_type": "image/svg+xml"}, 415, "reference d.svg: SVG"),
         ({"reference": b"hello", "ref_name": "t.txt", "ref_type": "text/plain"}, 415, "reference t.txt: unsupported type"),
-        ({"reference": _png(np.zeros((1100, 1000, 3), np.uint8)), "ref_name": "big.png"}, 413, "reference big.png: 1000×1100 pixels"),
-        ({"reference": SAMPLE, "ref_name": "camera.png"}, 422, "greyscale"),
-        ({"reference": _png(np.full((20, 20, 3), 128, np.uint8)), "ref_name": "grey.png"}, 422, "reference grey.png: is greyscale"),
+        (
+            {"reference": _png(np.zeros((1100, 1000, 3), np.uint8)), "ref_name": "big.png"},
+            413,
+            "reference big.png: 1000×1100 pixels",
+        ),
+        ({"reference": SAMPLE, "ref_name": "camera.png"}, 422, "grayscale"),
+        (
+            {"reference": _png(np.full((20, 20, 3), 128, np.uint8)), "ref_name": "grey.png"},
+            422,
+            "reference grey.png: is grayscale",
+        ),
         ({"reference": _png(np.zeros((9, 9, 4), np.uint8)), "ref_name": "clear.png"}, 422, "transparent"),
         ({"reference_strength": "nan"}, 422, "reference strength"),
         ({"reference_strength": "inf"}, 422, "reference strength"),
@@ -184,8 +199,8 @@ def test_reference_strength_without_a_reference_and_regression_models(client):
     key = _post(client).headers["x-colorunet-id"]
     r = client.post("/api/recolor", data={"id": key, "reference_strength": "2"})
     assert r.status_code == 422 and "needs a reference photo" in r.json()["error"]
-    from colorunet.model import ColorUNet, ColorUNetConfig
-    from colorunet.weights import ColorModel
+    from colorunet.core.model import ColorUNet, ColorUNetConfig
+    from colorunet.core.weights import ColorModel
 
     regression = ColorModel(ColorUNet(ColorUNetConfig(widths=(8, 16, 32), head="regression")).eval(), None)
     c = TestClient(web.create_app(web.ServerSettings(model=regression)), base_url="http://127.0.0.1:8000")
@@ -215,11 +230,15 @@ def test_errors_are_json_with_the_right_status(client, kwargs, status, words):
 
 
 def test_upload_limit_is_enforced_before_buffering(client):
-    r = client.post("/api/colorize", content=b"x" * 10, headers={"Content-Length": str(3 * 2**20), "Content-Type": "multipart/form-data; boundary=x"})
+    r = client.post(
+        "/api/colorize",
+        content=b"x" * 10,
+        headers={"Content-Length": str(3 * 2**20), "Content-Type": "multipart/form-data; boundary=x"},
+    )
     assert r.status_code == 413 and "too large" in r.json()["error"]
 
     def chunks():  # no Content-Length: counted while streaming
-        yield b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
+        yield b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
         for _ in range(40):
             yield b"\0" * 2**16
 
@@ -257,7 +276,9 @@ def _free_port() -> int:
 def server():
     """A real `colorunet serve` on a loopback port."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "colorunet", "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "colorunet", "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -276,7 +297,9 @@ def server():
 @pytest.mark.slow
 def test_real_server_on_loopback(server):
     photo = _png(synthetic_photo(np.random.default_rng(0), 120, 90))
-    r = httpx.post(server + "/api/colorize", files={"image": ("p.png", photo, "image/png")}, data={"temperature": "0.6"}, timeout=60)
+    r = httpx.post(
+        server + "/api/colorize", files={"image": ("p.png", photo, "image/png")}, data={"temperature": "0.6"}, timeout=60
+    )
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (90, 120)
     assert httpx.post(server + "/api/colorize", files={"image": ("t.txt", b"hello", "text/plain")}).status_code == 415
 
@@ -284,7 +307,7 @@ def test_real_server_on_loopback(server):
 def test_serve_binds_loopback_by_default_and_warns_otherwise(monkeypatch, capsys):
     import uvicorn
 
-    from colorunet.cli import main
+    from colorunet.apps.cli import main
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: calls.append((host, port)))
@@ -297,8 +320,16 @@ def test_serve_binds_loopback_by_default_and_warns_otherwise(monkeypatch, capsys
 # ---------- the page in a real browser (Debian's chromium, driven by Playwright), as a person uses it ----------
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = os.environ.get("COLORUNET_ARTIFACTS")  # screenshots go here when set (docs/web_desktop.png, docs/web_phone.png)
 
 
@@ -343,7 +374,9 @@ class Page:
         self.page.wait_for_function(
             "([sel, prefix]) => { const c = document.querySelector(sel);"
             " return c && !c.classList.contains('busy') && c.querySelector('.status').textContent.startsWith(prefix); }",
-            arg=[sel, prefix], timeout=timeout)
+            arg=[sel, prefix],
+            timeout=timeout,
+        )
         return self.page.locator(f"{sel} .status").text_content()
 
     def change(self, name: str, action) -> str:
@@ -352,15 +385,20 @@ class Page:
         action()
         self.page.wait_for_function(
             "([name, seq]) => { const c = state.cards.find(c => c.name === name);"
-            " return c.seq > seq && !c.el.classList.contains('busy'); }", arg=[name, seq], timeout=60_000)
+            " return c.seq > seq && !c.el.classList.contains('busy'); }",
+            arg=[name, seq],
+            timeout=60_000,
+        )
         return self.page.locator(f"{self.card(name)} .status").text_content()
 
     def shown(self, name: str) -> bytes:
         """The bytes of the image the card shows now."""
         b64 = self.page.evaluate(
             "async sel => { const b = await (await fetch(document.querySelector(sel).src)).blob();"
-            " return await new Promise(r => { const f = new FileReader(); f.onload = () => r(f.result.split(',')[1]); f.readAsDataURL(b); }); }",
-            self.card(name) + " .after")
+            " return await new Promise(r => { const f = new FileReader(); f.onload = () => r(f.result.split(',')[1]); "
+            "f.readAsDataURL(b); }); }",
+            self.card(name) + " .after",
+        )
         return base64.b64decode(b64)
 
     def state(self, name: str, expr: str):
@@ -377,7 +415,9 @@ class Page:
 
     def set_value(self, selector: str, value: str):
         """Move a slider or pick a value as a person would: the input event fires."""
-        self.page.eval_on_selector(selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value)
+        self.page.eval_on_selector(
+            selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value
+        )
 
     def close(self):
         assert not self.errors, self.errors
@@ -389,7 +429,9 @@ def _rgb(data: bytes) -> np.ndarray:
 
 
 def _recolor(server: str, key: str, **fields) -> bytes:
-    r = httpx.post(server + "/api/recolor", data={"id": key, "format": "png", **{k: str(v).lower() for k, v in fields.items()}}, timeout=60)
+    r = httpx.post(
+        server + "/api/recolor", data={"id": key, "format": "png", **{k: str(v).lower() for k, v in fields.items()}}, timeout=60
+    )
     assert r.status_code == 200, r.text
     return r.content
 
@@ -516,7 +558,9 @@ def test_browser_more_photos_than_the_server_keeps(browser, server, tmp_path):
     page.click("#applyall")
     page.wait_for_function(
         "() => state.cards.every(c => c.settings.temperature === '0.2' && !c.el.classList.contains('busy')"
-        " && c.el.querySelector('.status').textContent === 'Updated.')", timeout=60_000)
+        " && c.el.querySelector('.status').textContent === 'Updated.')",
+        timeout=60_000,
+    )
     for n in names:
         assert t.shown(n) != first[n], n
     forgotten = t.failed.count((404, "/api/recolor"))
@@ -561,8 +605,10 @@ def test_browser_phone_shows_the_result_after_upload(browser, server):
     assert results_top > 844 - 50  # at the bottom of the screen: a new photo would start below it
     t.add(default_sample())
     page.wait_for_function(
-        "() => { const r = document.querySelector('.card .compare').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }",
-        timeout=5000)
+        "() => { const r = document.querySelector('.card .compare').getBoundingClientRect(); return r.top >= 0 && r.bottom <= "
+        "innerHeight; }",
+        timeout=5000,
+    )
     box = page.locator(".card .compare").bounding_box()
     assert box["width"] > 300  # nearly the whole width of the phone
     if ARTIFACTS:
@@ -600,7 +646,9 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     with page.expect_file_chooser() as chooser:
         page.focus("#choose")
         page.keyboard.press("Enter")
-    chooser.value.set_files([str(default_sample()), str(_write(tmp_path / "second.png", synthetic_photo(np.random.default_rng(1), 120, 160)))])
+    chooser.value.set_files(
+        [str(default_sample()), str(_write(tmp_path / "second.png", synthetic_photo(np.random.default_rng(1), 120, 160)))]
+    )
     t.wait_status("camera.png", "Done")
     t.wait_status("second.png", "Done")
     assert page.is_enabled("#importhints-button") and page.is_enabled("#applyall")
@@ -622,8 +670,14 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     t.change("second.png", lambda: (t.set_value("#temperature", "1.5"), page.select_option("#mode", "mean")))
     assert t.state("camera.png", "c.settings.mode") == "annealed"  # only the selected photo changed
     t.change("camera.png", lambda: page.click("#applyall"))
-    assert t.state("camera.png", "c.settings") == {"temperature": "1.5", "mode": "mean", "confidence": False, "refine": False,
-                                              "reference": None, "strength": "1"}
+    assert t.state("camera.png", "c.settings") == {
+        "temperature": "1.5",
+        "mode": "mean",
+        "confidence": False,
+        "refine": False,
+        "reference": None,
+        "strength": "1",
+    }
     page.click(t.card("camera.png") + " .name")
     assert page.input_value("#mode") == "mean"  # the controls show the selected photo's settings
     # 7: a bad hints file is refused with a message; a good one imports, and Undo takes it back
@@ -640,7 +694,10 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     page.click("#message .dismiss")  # error messages can be dismissed
     assert page.is_hidden("#message")
     good = tmp_path / "good_hints.json"
-    good.write_text('{"points": [{"x": 400, "y": 80, "color": "#2e86c1"}], "strokes": [{"points": [[300, 60], [460, 70]], "color": "#2e86c1", "width": 4}]}')
+    good.write_text(
+        '{"points": [{"x": 400, "y": 80, "color": "#2e86c1"}], "strokes": [{"points": [[300, 60], [460, 70]], '
+        '"color": "#2e86c1", "width": 4}]}'
+    )
     hinted_before = t.shown("camera.png")
     t.change("camera.png", lambda: page.set_input_files("#importhints", str(good)))
     assert t.state("camera.png", "c.hints.strokes.length") == 1 and t.shown("camera.png") != hinted_before
@@ -661,7 +718,8 @@ def test_browser_settings_hint_files_cards_and_details(browser, server, tmp_path
     # 10: a photo dropped outside the drop zone is added, and the page stays
     page.evaluate("""async () => {
         const c = document.createElement('canvas'); c.width = 64; c.height = 48;
-        const g = c.getContext('2d'); g.fillStyle = '#777'; g.fillRect(0, 0, 64, 48); g.fillStyle = '#ccc'; g.fillRect(10, 10, 30, 20);
+        const g = c.getContext('2d'); g.fillStyle = '#777'; g.fillRect(0, 0, 64, 48);
+        g.fillStyle = '#ccc'; g.fillRect(10, 10, 30, 20);
         const blob = await new Promise(r => c.toBlob(r, 'image/png'));
         const dt = new DataTransfer(); dt.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
         const target = document.querySelector('.card .status');
@@ -681,7 +739,7 @@ def _write(path: Path, a: np.ndarray) -> Path:
 
 @pytest.mark.slow
 def test_browser_colour_like_a_reference_on_a_phone(browser, server, tmp_path):
-    """"Colour like…": a red reference, chosen with the keyboard, turns the shown photo redder, as the API does;
+    """ "Colour like…": a red reference, chosen with the keyboard, turns the shown photo redder, as the API does;
     the strength slider re-decodes (0 is no reference), Clear takes it away, a grey reference is refused with a message."""
     t = Page(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = t.page
@@ -701,8 +759,12 @@ def test_browser_colour_like_a_reference_on_a_phone(browser, server, tmp_path):
     # the page shows what the API answers for the same photo, settings and reference
     key = t.state("camera.png", "c.id")
     s = t.state("camera.png", "({temperature: c.settings.temperature, strength: c.settings.strength})")
-    api = httpx.post(server + "/api/recolor", files={"reference": ("red_dress.png", red.read_bytes(), "image/png")},
-                     data={"id": key, "temperature": s["temperature"], "reference_strength": s["strength"], "format": "png"}, timeout=60)
+    api = httpx.post(
+        server + "/api/recolor",
+        files={"reference": ("red_dress.png", red.read_bytes(), "image/png")},
+        data={"id": key, "temperature": s["temperature"], "reference_strength": s["strength"], "format": "png"},
+        timeout=60,
+    )
     assert api.status_code == 200 and api.content == reddened
     # the strength slider re-decodes: stronger is redder, 0 is no reference
     t.change("camera.png", lambda: t.set_value("#refstrength", "3"))
@@ -722,13 +784,15 @@ def test_browser_colour_like_a_reference_on_a_phone(browser, server, tmp_path):
     grey = _write(tmp_path / "grey.png", np.full((40, 40, 3), 128, np.uint8))
     t.change("camera.png", lambda: page.set_input_files("#reffile", str(grey)))
     page.wait_for_selector("#message.error:not([hidden])")
-    assert "Reference not used" in page.text_content("#message") and "greyscale" in page.text_content("#message")
-    assert "greyscale" in page.text_content(t.card("camera.png") + " .status")
+    assert "Reference not used" in page.text_content("#message") and "grayscale" in page.text_content("#message")
+    assert "grayscale" in page.text_content(t.card("camera.png") + " .status")
     assert t.state("camera.png", "c.settings.reference") is None and page.text_content("#refname") == "No reference"
     assert t.shown("camera.png") == plain
     t.failed.remove((422, "/api/recolor"))
     # a reference dropped onto the panel is taken as the reference, not as another photo to colorize
-    t.change("camera.png", lambda: page.evaluate("""async () => {
+    t.change(
+        "camera.png",
+        lambda: page.evaluate("""async () => {
         const c = document.createElement('canvas'); c.width = 30; c.height = 20;
         const g = c.getContext('2d'); g.fillStyle = '#c81e1e'; g.fillRect(0, 0, 30, 20);
         const blob = await new Promise(r => c.toBlob(r, 'image/png'));
@@ -736,12 +800,15 @@ def test_browser_colour_like_a_reference_on_a_phone(browser, server, tmp_path):
         const target = document.querySelector('#refname');
         for (const type of ['dragenter', 'dragover', 'drop'])
             target.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
-    }"""))
+    }"""),
+    )
     assert page.locator(".card").count() == 1 and page.text_content("#refname") == "dropped_red.png"
     assert _mean_a_star(t.shown("camera.png")) > _mean_a_star(plain) + 3
     # the fine-tuning tip is there, folded away until opened
     assert not page.is_visible(".tips pre")
     page.click(".tips summary")
-    assert "--init default" in page.text_content(".tips pre") and "colorunet serve --model runs/mine" in page.text_content(".tips pre")
+    assert "--init default" in page.text_content(".tips pre") and "colorunet serve --model runs/mine" in page.text_content(
+        ".tips pre"
+    )
     assert not t.failed, t.failed
     t.close()

@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from colorunet.model import ColorUNet, ColorUNetConfig
-from colorunet.quantize import ChromaHistogram, Quantizer
-from colorunet.weights import ModelError, load_model, save_model
+from colorunet.core.model import ColorUNet, ColorUNetConfig
+from colorunet.core.quantize import ChromaHistogram, Quantizer
+from colorunet.core.weights import ModelError, load_model, save_model
 
 
 def _quantizer(n=32):
@@ -66,7 +66,7 @@ def test_shipped_default_loads_and_is_checksummed():
 
 
 def test_tampered_shipped_model_is_detected(tmp_path, monkeypatch):
-    import colorunet.weights as w
+    import colorunet.core.weights as w
 
     src = w._ASSETS / w._MODELS["default"][0]
     copy = tmp_path / src.name

@@ -14,9 +14,9 @@ __version__ = "0.1.0"
 __all__ = ["colorize", "colorize_full", "load_model", "__version__"]
 
 _LAZY = {
-    "colorize": ("pipeline", "colorize"),
-    "colorize_full": ("pipeline", "colorize_full"),
-    "load_model": ("weights", "load_model"),
+    "colorize": ("inference.pipeline", "colorize"),
+    "colorize_full": ("inference.pipeline", "colorize_full"),
+    "load_model": ("core.weights", "load_model"),
 }
 
 

@@ -1,0 +1,74 @@
+"""Fine-tuning: adapt a trained model to your own photos, on a CPU, in minutes.
+
+An archivist often has some colour photos of the same place, era or film stock
+as the black-and-white ones. ``colorunet train PHOTOS --out RUN --init default``
+starts from the shipped model instead of random weights:
+
+- the network is the init model's own (widths, classes, head, encoder), unless
+  ``--preset`` names another one (``semantic`` on top of ``default``, say: the
+  layers the init model lacks start fresh);
+- its quantiser (colour classes, prior P̂, decode chroma) is kept, so the
+  rebalancing weights and the decode stay the ones the weights were trained
+  with, and the model's measured temperature stays its default;
+- its training choices that shape the loss (λ, hard or soft targets, crop) are
+  kept, unless given on the command line;
+- the schedule suits fine-tuning: a quarter of the preset's peak learning rate
+  and a short warm-up. The weights are already good: a full learning rate in
+  the first steps, while Adam's moment estimates are still near zero, would
+  throw away much of what they know before the new photos can teach anything.
+
+Options given on the command line win over all of this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.model import ColorUNetConfig
+from .presets import PRESETS
+
+#: Peak learning rate of a fine-tune, as a share of the preset's. Chosen on the
+#: fine-tune's own validation photos (docs/finetune.md: 0.125, 0.25, 0.5 and 1 compared).
+FINETUNE_LR_SCALE = 0.25
+#: Warm-up steps of a fine-tune (or 10% of a --time-budget, whichever ends first).
+FINETUNE_WARMUP_STEPS = 50
+#: Training options an init model's own run decided and a fine-tune keeps unless told otherwise.
+KEPT_FROM_INIT = ("rebalance_lambda", "target", "prior_sigma", "crop", "load_size")
+
+
+def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, Any], train_overrides: dict[str, Any]):
+    """(ColorUNetConfig, TrainConfig) of a run started from ``init`` (``train --init``).
+
+    ``preset`` None: the init model's own network and training choices; a preset
+    name: that preset's network, grown from the init model's weights where they fit.
+    ``None`` values in the overrides mean "not given".
+    """
+    from .trainer import TrainConfig
+    from ..core.weights import load_model
+
+    if str(init).lower().endswith(".onnx"):
+        raise ValueError(
+            f"--init {init}: an exported ONNX file cannot be trained; give the .safetensors model or run folder it came from"
+        )
+    init_model = load_model(init)
+    own = dict(init_model.metadata.get("train_config") or {})
+    own_preset = own.get("preset") if own.get("preset") in PRESETS else "paper"
+    base = preset or own_preset
+    if base not in PRESETS:
+        raise ValueError(f"unknown preset {base!r}; choose one of {', '.join(PRESETS)}")
+    model = dict(PRESETS[base]["model"]) if preset else init_model.config.to_dict()
+    model |= {k: v for k, v in model_overrides.items() if v is not None}
+    train = dict(PRESETS[base]["train"])
+    if preset is None:
+        train |= {k: own[k] for k in KEPT_FROM_INIT if k in own}
+    train["lr"] = train.get("lr", TrainConfig.lr) * FINETUNE_LR_SCALE
+    train["warmup_steps"] = FINETUNE_WARMUP_STEPS
+    train |= {k: v for k, v in train_overrides.items() if v is not None}
+    train["init"] = init
+    model_config = ColorUNetConfig(**model)
+    for key in ("num_classes", "color_space", "head"):  # before any photo is read (the trainer checks again)
+        if getattr(model_config, key) != getattr(init_model.config, key):
+            raise ValueError(
+                f"--init {init}: its {key} is {getattr(init_model.config, key)!r}, this run's {getattr(model_config, key)!r}"
+            )
+    return model_config, TrainConfig(preset=base, **train)
