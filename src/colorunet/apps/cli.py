@@ -233,8 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="fine-tune: start from this model ('default', a .safetensors file or a run "
         "folder), keeping its network (unless --preset names another; new layers start "
-        "fresh), color classes and temperature, with a fine-tuning schedule (a quarter of "
-        "the learning rate, 50 warm-up steps)",
+        "fresh), color classes and temperature, with a short warm-up (50 steps)",
     )
     t.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped"
