@@ -123,14 +123,16 @@ def main() -> None:
     p.add_argument(
         "--lr", type=float, nargs="*", default=[], help="fine-tune at these learning rates (default: the fine-tuning default)"
     )
+    p.add_argument("--init-prior", choices=("keep", "refit"), default="keep", help="the fine-tunes' --init-prior")
     p.add_argument("--no-scratch", action="store_true")
     args = p.parse_args()
 
     a, b = split_archive(args.archive, args.work, args.cast)
     runs: dict[str, Path] = {}
     for lr in args.lr or [None]:
-        name = "ft" if lr is None else f"ft-lr{lr:g}"
-        train(a, args.work / name, args.budget, args.steps, ["--init", "default"] + ([] if lr is None else ["--lr", str(lr)]))
+        name = ("ft" if lr is None else f"ft-lr{lr:g}") + ("-refit" if args.init_prior == "refit" else "")
+        extra = ["--init", "default", "--init-prior", args.init_prior] + ([] if lr is None else ["--lr", str(lr)])
+        train(a, args.work / name, args.budget, args.steps, extra)
         runs[name] = args.work / name
     if not args.no_scratch:
         train(a, args.work / "scratch", args.budget, args.steps, ["--preset", "wide"])

@@ -47,7 +47,7 @@ def test_warm_up_is_short_and_the_peak_is_the_scaled_rate():
 
 def test_fine_tuned_model_keeps_classes_and_temperature_and_moves_its_weights(photo_dir, tmp_path):
     shipped = load_model("default")
-    mc, cfg = finetune_configs("default", None, {}, TINY)
+    mc, cfg = finetune_configs("default", None, {}, TINY | {"init_prior": "keep"})
     path = Trainer(photo_dir, tmp_path / "ft", mc, cfg, progress=False).run()
     tuned = load_model(path)
     assert tuned.config == shipped.config
@@ -104,3 +104,13 @@ def test_cli_init_default_needs_no_preset(photo_dir, tmp_path):
     assert saved["train_config"]["init"] == "default" and saved["train_config"]["lr"] == pytest.approx(
         TrainConfig.lr * FINETUNE_LR_SCALE
     )
+
+
+def test_refit_prior_keeps_the_classes_and_follows_the_new_photos(photo_dir, tmp_path):
+    shipped = load_model("default")
+    mc, cfg = finetune_configs("default", None, {}, TINY | {"init_prior": "refit"})
+    tuned = load_model(Trainer(photo_dir, tmp_path / "refit", mc, cfg, progress=False).run())
+    assert np.array_equal(tuned.quantizer.kept_cells, shipped.quantizer.kept_cells)
+    assert np.array_equal(tuned.quantizer.centers, shipped.quantizer.centers)
+    assert not np.allclose(tuned.quantizer.prior, shipped.quantizer.prior)
+    assert tuned.quantizer.prior.min() >= 0.01 * shipped.quantizer.prior.min() * 0.999  # the old prior stays mixed in

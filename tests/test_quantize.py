@@ -124,3 +124,20 @@ def test_prior_smoothing_keeps_the_cells_and_moves_prior_mass_to_neighbours():
     np.testing.assert_allclose(smoothed.centers, raw.centers)
     with pytest.raises(ValueError, match="σ"):
         Quantizer.fit(hist, 3, prior_sigma=float("nan"))
+
+
+def test_prior_refit_keeps_classes_and_decode_and_mixes_in_the_old_prior():
+    centres = cell_centers()
+    rng = np.random.default_rng(0)
+    cells = np.array([45, 54, 44, 55])
+    u, v = (np.repeat(centres[cells, k], [50, 30, 15, 5]) + rng.normal(0, 0.005, 100) for k in (0, 1))
+    q = Quantizer.fit(ChromaHistogram.of(u, v), num_classes=4)
+    # new photos: every pixel in the cell of the third class
+    k = int(np.flatnonzero(q.kept_cells == 44)[0])
+    new = q.with_prior_from(ChromaHistogram.of(np.full(10, centres[44, 0]), np.full(10, centres[44, 1])))
+    assert np.array_equal(new.kept_cells, q.kept_cells) and np.array_equal(new.centers, q.centers)
+    expected = 0.01 * q.prior
+    expected[k] += 0.99
+    assert new.prior == pytest.approx(expected)
+    with pytest.raises(ValueError, match="empty"):
+        q.with_prior_from(ChromaHistogram.empty())

@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         "folder), keeping its network (unless --preset names another; new layers start "
         "fresh), color classes and temperature, with a short warm-up (50 steps)",
     )
+    t.add_argument("--init-prior", choices=("keep", "refit"), default=None,
+                   help="with --init: keep the model's color prior (and so its rebalancing weights), or re-estimate it from "
+                        "these photos; the classes and decode stay the model's either way (default: refit)")
     t.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped"
     )
@@ -622,6 +625,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "compile",
         "time_budget_s",
         "init",
+        "init_prior",
     )
     train_overrides = {k: getattr(args, k) for k in names}
     preset = "eccv16" if args.arch == "eccv16" else args.preset or "paper"

@@ -227,6 +227,23 @@ class Quantizer:
         prior = prior_counts / prior_counts.sum()
         return cls(kept.astype(np.int64), centers.astype(np.float32), prior.astype(np.float64), hist.grid_size, hist.space)
 
+    def with_prior_from(self, hist: ChromaHistogram, keep: float = 0.01, prior_sigma: float = 0.0) -> "Quantizer":
+        """The same classes and decode chroma, with the prior P̂ re-estimated from ``hist`` (other photos).
+
+        A share ``keep`` of the old prior stays mixed in, so a class the new photos never
+        reach keeps a small prior rather than none (its rebalancing weight stays bounded,
+        and ``--reference`` can still re-weight it). Fine-tuning uses it: the classes the
+        network's head was trained on stay, the loss's weights follow the new photos.
+        """
+        if (hist.grid_size, hist.space) != (self.grid_size, self.space):
+            raise ValueError("the histogram's grid is not this quantizer's")
+        counts = hist.counts if prior_sigma <= 0 else smooth_grid(hist.counts, hist.grid_size, prior_sigma)
+        counts = np.bincount(self.cell_to_class, weights=counts, minlength=self.num_classes)
+        if not counts.sum() > 0:
+            raise ValueError("cannot re-estimate the prior from an empty histogram (no colour pixels)")
+        prior = (1.0 - keep) * counts / counts.sum() + keep * self.prior
+        return Quantizer(self.kept_cells, self.centers, prior / prior.sum(), self.grid_size, self.space)
+
     @cached_property
     def cell_to_class(self) -> np.ndarray:
         """(grid²,) class of every grid cell: its own if kept, else the nearest kept one."""

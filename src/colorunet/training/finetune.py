@@ -7,9 +7,11 @@ starts from the shipped model instead of random weights:
 - the network is the init model's own (widths, classes, head, encoder), unless
   ``--preset`` names another one (``semantic`` on top of ``default``, say: the
   layers the init model lacks start fresh);
-- its quantiser (colour classes, prior P̂, decode chroma) is kept, so the
-  rebalancing weights and the decode stay the ones the weights were trained
-  with, and the model's measured temperature stays its default;
+- its colour classes and decode chroma are kept, so decoding stays the one the
+  weights were trained for, and the model's measured temperature stays its
+  default; the prior P̂ (and so the rebalancing weights) is re-estimated from
+  the new photos (``--init-prior refit``: better than keeping it on the
+  fine-tunes' validation photos of two archives; ``--init-prior keep`` keeps it);
 - its training choices that shape the loss (λ, hard or soft targets, crop) are
   kept, unless given on the command line;
 - the schedule suits a short run: 50 warm-up steps (or 10% of a

@@ -80,9 +80,12 @@ class TrainConfig:
         compile: run the network through ``torch.compile`` (faster steps on GPUs after a
             minute of compiling; needs a C++ compiler on CPUs).
         init: start from this model's weights ("default", a model file or a run folder)
-            instead of random ones, and keep its quantiser (so its colour classes, prior
-            and decode stay the same). Tensors are taken where name and shape match; the
-            others (a semantic encoder's fusion, say) start fresh.
+            instead of random ones, and keep its quantiser's colour classes and decode
+            chroma. Tensors are taken where name and shape match; the others (a semantic
+            encoder's fusion, say) start fresh.
+        init_prior: with ``init``, "refit" re-estimates the prior P̂ (and so the rebalancing
+            weights) from this run's photos, "keep" keeps the init model's; the classes and
+            decode are the init model's either way (docs/finetune.md measures both).
         time_budget_s: stop after this many seconds of training (set-up not counted); the
             learning-rate schedule then runs on the share of the budget spent instead of
             steps. ``colorunet compare`` uses it so that contenders get the same wall-clock
@@ -119,6 +122,7 @@ class TrainConfig:
     compile: bool = False
     time_budget_s: float | None = None
     init: str | None = None
+    init_prior: Literal["keep", "refit"] = "refit"
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps < 1:
@@ -374,6 +378,14 @@ class Trainer:
         if state is None and cfg.init:
             init_model = self._init_model()
             quantizer = init_model.quantizer
+            if cfg.init_prior == "refit" and quantizer is not None:  # same classes; the loss's weights follow these photos
+                # rank 0 estimates it (one streaming pass over a sample), as for a new run; the others receive it
+                grid = LAB_GRID_SIZE if quantizer.space == "lab" else GRID_SIZE
+                refit = None
+                if world.is_main:
+                    hist = chroma_histogram(data.prior(), grid, space=quantizer.space)
+                    refit = quantizer.with_prior_from(hist, prior_sigma=cfg.prior_sigma)
+                quantizer = distributed.broadcast(world, refit)
         elif state is None:
             # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
             quantizer = distributed.broadcast(world, self._fit_quantizer(data) if world.is_main else None)
