@@ -192,3 +192,26 @@ def test_a_lab_model_follows_the_reference_too():
     m = ColorModel(build_network(cfg).eval(), q)
     img = Image.fromarray((rng.uniform(0, 1, (64, 64)) * 255).astype(np.uint8))
     assert mean_a_star(colorize_full(img, m, reference=flat(RED)).image) > mean_a_star(colorize_full(img, m).image) + 10
+
+
+@pytest.mark.slow
+def test_cli_video_frames_follow_the_reference(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    grey = Image.fromarray(skdata.coffee()).resize((128, 96)).convert("L")
+    for i in range(3):
+        grey.save(frames / f"f{i:03d}.png")
+    flat(RED).save(tmp_path / "red.png")
+
+    def video(out, *extra):
+        r = subprocess.run([sys.executable, "-m", "colorunet", "video", frames, "-o", out, "-q", *extra], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return [Image.open(p) for p in sorted(out.glob("*.png"))]
+
+    plain, red = video(tmp_path / "plain"), video(tmp_path / "red", "--reference", tmp_path / "red.png")
+    assert len(plain) == len(red) == 3
+    assert all(mean_a_star(b) > mean_a_star(a) + 10 for a, b in zip(plain, red))
+    r = subprocess.run([sys.executable, "-m", "colorunet", "video", frames, "-o", tmp_path / "x", "--reference-strength", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "needs --reference" in r.stderr

@@ -521,6 +521,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_reference_args(args: argparse.Namespace) -> None:
+    if args.reference_strength is not None and args.reference is None:
+        raise ValueError("--reference-strength needs --reference PHOTO")
+
+
+def reference_bias(args: argparse.Namespace, model):
+    """--reference's logit bias for ``model``, read once before any photo; None without --reference."""
+    if args.reference is None:
+        return None
+    from ..inference.pipeline import reference_bias_for
+    from ..inference.reference import DEFAULT_STRENGTH
+
+    strength = DEFAULT_STRENGTH if args.reference_strength is None else args.reference_strength
+    return reference_bias_for(model, args.reference, strength)
+
+
 def cmd_colorize(args: argparse.Namespace) -> int:
     from ..inference.batch import plan_jobs, run_jobs
     from ..inference.working import DEFAULT_WORKING_SIZE
@@ -528,8 +544,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     backend = args.backend or ("onnx" if str(args.model).lower().endswith(".onnx") else "torch")
     if backend == "onnx" and (args.refine or args.hints):
         raise ValueError("--refine and --hints need the PyTorch backend (--backend torch)")
-    if args.reference_strength is not None and args.reference is None:
-        raise ValueError("--reference-strength needs --reference PHOTO")
+    check_reference_args(args)
     temperature = args.temperature
     working_size = args.working_size or DEFAULT_WORKING_SIZE
     hints = None
@@ -550,13 +565,11 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         from ..inference.pipeline import get_model
 
         model = get_model(args.model)
-    from ..inference.pipeline import check_refine_options, colorize_full, reference_bias_for
+    from ..inference.pipeline import check_refine_options, colorize_full
 
     if args.refine or hints:
         check_refine_options(model, args.refine)  # once, before any photo
-    bias = None  # a reference is read once, before any photo
-    if args.reference is not None:
-        bias = reference_bias_for(model, args.reference, 1.0 if args.reference_strength is None else args.reference_strength)
+    bias = reference_bias(args, model)
 
     def colorize_one(image):
         return colorize_full(
@@ -700,14 +713,12 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise VideoError(f"{dst}: exists; use --overwrite to replace it")
     if not src.is_dir():
         args.codec = check_codec(args.codec, dst)  # before the model loads
-    if args.reference_strength is not None and args.reference is None:
-        raise ValueError("--reference-strength needs --reference PHOTO")
+    check_reference_args(args)
     bias = None
     if args.reference is not None:
-        from ..inference.pipeline import get_model, reference_bias_for
+        from ..inference.pipeline import get_model
 
-        strength = 1.0 if args.reference_strength is None else args.reference_strength
-        bias = reference_bias_for(get_model(args.model), args.reference, strength)
+        bias = reference_bias(args, get_model(args.model))
     colorizer = FrameColorizer(
         args.model,
         args.temperature,
