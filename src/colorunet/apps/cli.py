@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="fine-tune: start from this model ('default', a .safetensors file or a run "
         "folder), keeping its network (unless --preset names another; new layers start "
-        "fresh), color classes and temperature, with a short warm-up (50 steps)",
+        "fresh), color classes and temperature, at twice the preset's learning rate after a 50-step warm-up",
     )
     t.add_argument("--init-prior", choices=("keep", "refit"), default=None,
                    help="with --init: keep the model's color prior (and so its rebalancing weights), or re-estimate it from "
