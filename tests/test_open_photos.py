@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from colorunet.datasets import open_photos
-from colorunet.datasets.open_photos import Source, embedded_jpegs, encode_photo, gather
-from colorunet.datasets.photo_filters import DuplicateIndex, perceptual_hash, photo_problem, top_color_share
+from colorunet.datasets.open_photos import DataError, Source, embedded_jpegs, encode_photo, gather, pzl_records
+from colorunet.datasets.photo_filters import FLATTEN_GREY, DuplicateIndex, perceptual_hash, photo_problem, top_color_share
 from colorunet.datasets.rcc import RccError, iter_rcc
 
 from conftest import learnable_photo, synthetic_photo
@@ -185,3 +185,103 @@ def test_debian_sources_are_skipped_without_apt(tmp_path, monkeypatch, capsys):
     report = gather(tmp_path / "pool", tmp_path / "cache", (src,), progress=False)
     assert report.written == 0 and "no apt-get" in report.failed_sources[0]
     assert "skipping the Debian sources" in capsys.readouterr().err
+
+
+def _jpg(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _pzl(name: str, thumb: bytes) -> bytes:
+    """A Jigzo puzzle file as the game writes it: header lines, then name / length / bytes records."""
+    out = b"PzlF\n0.1\n" + name.encode() + b"\nhttp://www.resorama.com/glpuzzle/\n"
+    texture = _jpg(np.zeros((64, 64, 3), np.uint8))
+    for fname, payload in (
+        (f"{name}.map", b"#texture map data\ncrop000 0 0 10 10 5 5 0 0 0 0\n"),
+        (f"{name}-t.jpg", thumb),
+        (f"{name}.png", _png(np.zeros((64, 64, 4), np.uint8))),
+        (f"{name}.jpg", texture),
+    ):
+        out += fname.encode() + b"\n" + str(len(payload)).encode() + b"\n" + payload
+    return out
+
+
+def test_jigzo_puzzles_give_their_whole_photo_and_the_non_free_one_is_left_out(tmp_path):
+    rng = np.random.default_rng(6)
+    thumb = _jpg(learnable_photo(rng, 60, 80))
+    blob = _pzl("bike-3x4", thumb)
+    assert [(n, len(p)) for n, p in pzl_records(blob)][1] == ("bike-3x4-t.jpg", len(thumb))
+    with pytest.raises(DataError):
+        list(pzl_records(b"PK\x03\x04" + blob[4:]))
+    with pytest.raises(DataError):
+        list(pzl_records(blob[:-10]))  # a record cut short
+    folder = tmp_path / "usr/share/games/jigzo/puzzles/00_default"
+    folder.mkdir(parents=True)
+    (folder / "bike-3x4.pzl").write_bytes(blob)
+    (folder / "penguin-3x2.pzl").write_bytes(_pzl("penguin-3x2", _jpg(learnable_photo(rng, 60, 80))))  # CC-BY-NC-SA
+    (folder / "broken.pzl").write_bytes(b"not a puzzle")
+    found = list(open_photos._jigzo(tmp_path))
+    assert [(n, img.size) for n, img in found] == [
+        ("usr/share/games/jigzo/puzzles/00_default/bike-3x4.pzl:bike-3x4-t.jpg", (80, 60))
+    ]
+
+
+def test_tuxpaint_stamps_keep_photo_cutouts_only_and_flatten_them_onto_grey(tmp_path):
+    rng = np.random.default_rng(7)
+    cut = np.dstack([learnable_photo(rng, 64, 64), np.full((64, 64), 255, np.uint8)])
+    cut[:8, :, 3] = 0  # a transparent band at the top, as around a cut-out
+    stamps = tmp_path / "usr/share/tuxpaint/stamps"
+    names = [
+        "animals/birds/owl.png",
+        "animals/birds/cartoon/owl.png",
+        "town/houses/cartoon/inn.png",
+        "household/tools/saw_mirror.png",
+        "town/roadsigns/no_entry_sign.png",
+        "town/roadsigns/traffic_cone.png",
+        "seasonal/easter/bunny.png",
+        "space/planets/6_saturn.png",
+    ]
+    for n in names:
+        (stamps / n).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(cut, "RGBA").save(stamps / n)
+    kept = sorted(n.removeprefix("usr/share/tuxpaint/stamps/") for n, _ in open_photos._tuxpaint_stamps(tmp_path))
+    assert kept == ["animals/birds/owl.png", "town/roadsigns/traffic_cone.png"]
+    _, img = next(open_photos._tuxpaint_stamps(tmp_path))
+    assert img.mode == "RGBA" and photo_problem(img) is None
+    data, _, _ = encode_photo(img)
+    assert Image.open(io.BytesIO(data)).convert("RGB").getpixel((10, 2)) == FLATTEN_GREY
+
+
+def test_labelme_keeps_the_annotated_photos_not_their_renderings(tmp_path):
+    rng = np.random.default_rng(8)
+    base = tmp_path / "usr/share/doc/labelme-examples/examples"
+    names = [
+        "bbox_detection/data_annotated/2011_000003.jpg",
+        "bbox_detection/data_dataset_voc/AnnotationsVisualization/2011_000003.jpg",
+        "bbox_detection/data_dataset_voc/JPEGImages/2011_000003.jpg",
+        "semantic_segmentation/.readme/annotation.jpg",
+        "semantic_segmentation/data_dataset_voc/SegmentationClassVisualization/2011_000003.jpg",
+        "video_annotation/data_annotated/00000100.jpg",
+        "video_annotation/data_annotated/00000101.jpg",
+        "primitives/primitives.jpg",
+        "tutorial/apc2016_obj3.jpg",
+        "tutorial/.readme/draw_json.jpg",
+    ]
+    for n in names:
+        (base / n).parent.mkdir(parents=True, exist_ok=True)
+        (base / n).write_bytes(_jpg(learnable_photo(rng, 48, 64)))
+    kept = [n.removeprefix("usr/share/doc/labelme-examples/examples/") for n, _ in open_photos._labelme(tmp_path)]
+    assert kept == [
+        "bbox_detection/data_annotated/2011_000003.jpg",
+        "video_annotation/data_annotated/00000100.jpg",
+        "tutorial/apc2016_obj3.jpg",
+    ]
+
+
+def test_new_debian_sources_are_registered_for_training():
+    by_name = {s.package: s for s in open_photos.SOURCES}
+    for name, licence in (("tuxpaint-stamps-default", "GPL-2"), ("labelme-examples", "GPL-3+"), ("jigzo-data", "GPL-2")):
+        s = by_name[name]
+        assert s.kind == "debian" and s.split == "train" and s.licence.startswith(licence)
+    assert "CC-BY-NC-SA" in by_name["jigzo-data"].licence and "left out" in by_name["jigzo-data"].licence

