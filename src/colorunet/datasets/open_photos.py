@@ -79,6 +79,16 @@ class Source:
 # --- extractors: each takes the unpacked package root ---
 
 
+def _decoded(payload: bytes) -> Image.Image | None:
+    """A picture packed inside another file, decoded; None if it cannot be read."""
+    try:
+        img = Image.open(io.BytesIO(payload))
+        img.load()
+    except (OSError, SyntaxError, ValueError):
+        return None
+    return img
+
+
 def _files(root: Path, patterns: list[str], exclude: re.Pattern | None = None) -> Iterator[tuple[str, Image.Image]]:
     for pattern in patterns:
         for p in sorted(root.glob(pattern)):
@@ -134,12 +144,8 @@ def _gcompris(root: Path) -> Iterator[tuple[str, Image.Image]]:
         for name, payload in iter_rcc(path.read_bytes()):
             if not _GCOMPRIS_FOLDERS.search(name) or not name.lower().endswith((".webp", ".jpg", ".jpeg", ".png")):
                 continue
-            try:
-                img = Image.open(io.BytesIO(payload))
-                img.load()
-            except (OSError, SyntaxError, ValueError):
-                continue
-            if img.size == (600, 600):  # the activity's cartoons
+            img = _decoded(payload)
+            if img is None or img.size == (600, 600):  # unreadable, or the activity's cartoons
                 continue
             yield f"{bundle}.rcc:{name}", img
 
@@ -256,12 +262,9 @@ def _jigzo(root: Path) -> Iterator[tuple[str, Image.Image]]:
         for name, payload in records:
             if not name.endswith("-t.jpg"):  # the whole photo; the 1024² texture is its pieces, shuffled
                 continue
-            try:
-                img = Image.open(io.BytesIO(payload))
-                img.load()
-            except (OSError, SyntaxError, ValueError):
-                continue
-            yield f"{p.relative_to(root).as_posix()}:{name}", img
+            img = _decoded(payload)
+            if img is not None:
+                yield f"{p.relative_to(root).as_posix()}:{name}", img
 
 
 _RESEARCH = "research use (ImageNet/CIFAR/Tiny ImageNet photos from Flickr); package MIT"
