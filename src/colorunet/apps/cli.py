@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--load-size", type=_positive_int, help="photos are resized to this short side before cropping (default: 256)")
     t.add_argument("--lr", type=_positive_float, help="Adam's peak learning rate (default: 2e-3)")
+    t.add_argument("--warmup-steps", type=_count, help="steps of linear warm-up before the cosine (default: 100; 50 with --init)")
     t.add_argument(
         "--classes",
         type=_positive_int,
@@ -233,11 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="fine-tune: start from this model ('default', a .safetensors file or a run "
         "folder), keeping its network (unless --preset names another; new layers start "
-        "fresh), color classes and temperature, at twice the preset's learning rate after a 50-step warm-up",
+        "fresh) and color classes, at twice the preset's learning rate after a 50-step warm-up",
     )
     t.add_argument("--init-prior", choices=("keep", "refit"), default=None,
                    help="with --init: keep the model's color prior (and so its rebalancing weights), or re-estimate it from "
                         "these photos; the classes and decode stay the model's either way (default: refit)")
+    t.add_argument(
+        "--measure-temperature", action=argparse.BooleanOptionalAction, default=True,
+        help="after training, choose the model's annealed-mean temperature on its validation photos: the best rebalanced "
+             "AuC among 0.38/0.5/0.7/1.0 that keeps 80-110%% of the originals' colourfulness (default: on)",
+    )
     t.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint, exactly where it stopped"
     )
@@ -621,6 +627,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "crop",
         "load_size",
         "lr",
+        "warmup_steps",
         "rebalance_lambda",
         "target",
         "prior_sigma",
@@ -658,9 +665,46 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.preset is not None or args.arch == "eccv16":
             given["preset"] = preset  # a resumed run keeps its own; say so rather than ignore it silently
     path = trainer.run(resume=args.resume, resume_overrides=given if args.resume else None)
+    if args.measure_temperature:
+        _measure_temperature(path, trainer, quiet=args.quiet)
     if not args.quiet:
         print(path)
     return 0
+
+
+def _measure_temperature(path: Path, trainer, quiet: bool) -> None:
+    """Choose the trained model's temperature on the run's own validation photos and write it into the model
+    file (evaluation/temperature.py gives the rule). Rank 0 only; skipped where there is nothing to measure."""
+    from ..core.images import ImageError
+    from ..core.weights import copy_with_metadata
+    from ..evaluation.evaluate import evaluation_photos
+    from ..evaluation.temperature import choose_temperature
+    from ..training import distributed
+    from ..training.shards import is_shard_source
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"colorunet: {msg}", file=sys.stderr)
+
+    if not distributed.from_environment().is_main or trainer.model_config.head != "classification":
+        return
+    if is_shard_source(trainer.photos_dir):
+        say("the temperature is not measured for a run on shards: pick one with `colorunet evaluate -t` on photos it "
+            "did not train on")
+        return
+    try:
+        photos = evaluation_photos(trainer.photos_dir, "validation", trainer.cfg.val_fraction)
+    except ImageError:
+        photos = []
+    choice = choose_temperature(photos, path, progress=not quiet) if photos else None
+    if choice is None:
+        say("no validation photos to choose the temperature on; the model keeps "
+            + ("its init model's" if trainer.cfg.init else "the default 0.38"))
+        return
+    copy_with_metadata(path, path, temperature=choice.temperature, temperature_choice=choice.to_metadata())
+    table = ", ".join(f"T={s.temperature:g}: {s.auc_rebalanced:.2f} ({s.colorfulness_ratio:.0%})" for s in choice.scores)
+    say(f"temperature {choice.temperature:g}, chosen on {choice.photos} validation photos (rebalanced AuC, "
+        f"colourfulness kept: {table})")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -8,8 +8,10 @@ starts from the shipped model instead of random weights:
   ``--preset`` names another one (``semantic`` on top of ``default``, say: the
   layers the init model lacks start fresh);
 - its colour classes and decode chroma are kept, so decoding stays the one the
-  weights were trained for, and the model's measured temperature stays its
-  default; the prior P̂ (and so the rebalancing weights) is re-estimated from
+  weights were trained for; its temperature is measured again on the run's own
+  validation photos at the end (``evaluation/temperature.py``: a fine-tune's
+  distributions are no longer the init model's), and kept only where there are
+  none; the prior P̂ (and so the rebalancing weights) is re-estimated from
   the new photos (``--init-prior refit``: better than keeping it on the
   fine-tunes' validation photos of two archives; ``--init-prior keep`` keeps it);
 - its training choices that shape the loss (λ, hard or soft targets, crop) are
