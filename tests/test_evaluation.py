@@ -119,3 +119,23 @@ def test_palette_originals_are_scaled_as_rgb_photos(tmp_path):
     # Lanczos on the palette photo's colours, not nearest-neighbour on its palette indices
     assert rows["palette.png"]["width"] == rows["rgb.png"]["width"] == 384
     assert abs(rows["palette.png"]["psnr"] - rows["rgb.png"]["psnr"]) < 0.5
+
+
+def test_a_class_bias_is_what_the_decode_sees(photo_dir):
+    """``bias`` is added to the logits: zero changes nothing; a bias that makes one class
+    certain paints every pixel that class's chroma (so the outputs hold one hue)."""
+    from colorunet.core.weights import load_model
+
+    photos = evaluation_photos(photo_dir)[:2]
+    m = load_model("default")
+    plain = evaluate(photos, m, 0.7, progress=False).metrics
+    zero = evaluate(photos, m, 0.7, progress=False, bias=np.zeros(m.quantizer.num_classes, np.float32)).metrics
+    assert zero["auc_rebalanced"] == plain["auc_rebalanced"] and zero["colorfulness"] == plain["colorfulness"]
+    u, v = m.quantizer.centers[:, 0], m.quantizer.centers[:, 1]
+    vivid = int(np.argmax(np.hypot(u, v)))
+    forced = np.full(m.quantizer.num_classes, -1e4, np.float32)
+    forced[vivid] = 0.0
+    one = evaluate(photos, m, 0.7, progress=False, bias=forced).metrics
+    assert one["colorfulness"] > plain["colorfulness"]
+    with pytest.raises(ValueError, match="no colour classes to bias"):
+        evaluate(photos, "gray", progress=False, bias=forced)

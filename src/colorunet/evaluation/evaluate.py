@@ -121,6 +121,7 @@ def evaluate(
     eval_size: int = DEFAULT_EVAL_SIZE,
     reference: str | Path | dict | None = None,
     reference_strength: float = DEFAULT_STRENGTH,
+    bias: np.ndarray | None = None,
 ) -> Evaluation:
     """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked.
 
@@ -133,7 +134,9 @@ def evaluate(
     ``eval_size`` is the short side photos are scored at (0: full resolution).
     ``reference`` scores ``colorize --reference``: a photo used for every photo, "self"
     (each photo's own original: the oracle, the most a palette can give), or a dict
-    from a photo's path to its reference's path.
+    from a photo's path to its reference's path. ``bias`` (n,) is added to every
+    pixel's class logits before decoding, on top of any reference's (a decode
+    candidate such as a calibrated prior, benchmarks/bench_semantic_ablation.py).
     """
     from tqdm import tqdm
 
@@ -147,6 +150,8 @@ def evaluate(
     if m is not None and temperature is None:
         temperature = m.temperature
     fixed_bias = None
+    if bias is not None and m is None:
+        raise ValueError(f"the {baseline} baseline has no colour classes to bias")
     if reference is not None:
         if m is None:
             raise ValueError(f"--reference: the {baseline} baseline has no colour classes to re-weight")
@@ -185,10 +190,12 @@ def evaluate(
                 pred = to_uint8(luma_chroma_to_rgb(grey, u, v)).astype(np.float64) / 255
         else:
             hints = _simulated_hints(true_rgb, hint_points, index) if hint_points > 0 else None
-            bias = fixed_bias
+            photo_bias = fixed_bias
             if reference is not None and fixed_bias is None:
                 ref = to_uint8(true_rgb) if str(reference) == "self" else reference[path]
-                bias = reference_bias_for(m, ref, reference_strength)
+                photo_bias = reference_bias_for(m, ref, reference_strength)
+            if bias is not None:
+                photo_bias = bias if photo_bias is None else photo_bias + bias
             res = colorize_full(
                 Image.fromarray(given),
                 m,
@@ -198,7 +205,7 @@ def evaluate(
                 confidence=report is not None,
                 refine=refine,
                 hints=hints,
-                bias=bias,
+                bias=photo_bias,
             )
             pred = np.asarray(res.image.convert("RGB"), dtype=np.float64) / 255
             conf = res.confidence_top
