@@ -125,31 +125,34 @@ def main() -> None:
     )
     p.add_argument("--init-prior", choices=("keep", "refit"), default="keep", help="the fine-tunes' --init-prior")
     p.add_argument("--no-scratch", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="every run's --seed (runs of another seed get their own folders)")
     args = p.parse_args()
 
     a, b = split_archive(args.archive, args.work, args.cast)
     runs: dict[str, Path] = {}
+    seed = f"-seed{args.seed}" if args.seed else ""
     for lr in args.lr or [None]:
-        name = ("ft" if lr is None else f"ft-lr{lr:g}") + ("-refit" if args.init_prior == "refit" else "")
-        extra = ["--init", "default", "--init-prior", args.init_prior] + ([] if lr is None else ["--lr", str(lr)])
+        name = ("ft" if lr is None else f"ft-lr{lr:g}") + ("-refit" if args.init_prior == "refit" else "") + seed
+        extra = ["--init", "default", "--init-prior", args.init_prior, "--seed", args.seed]
+        extra += [] if lr is None else ["--lr", str(lr)]
         train(a, args.work / name, args.budget, args.steps, extra)
         runs[name] = args.work / name
     if not args.no_scratch:
-        train(a, args.work / "scratch", args.budget, args.steps, ["--preset", "wide"])
-        runs["scratch"] = args.work / "scratch"
+        train(a, args.work / f"scratch{seed}", args.budget, args.steps, ["--preset", "wide", "--seed", args.seed])
+        runs[f"scratch{seed}"] = args.work / f"scratch{seed}"
 
     scores = args.work / "scores"
     scores.mkdir(exist_ok=True)
     rows = [("shipped", "default", float("nan"), 0)] + [(n, str(r), *final_val_loss(r)) for n, r in runs.items()]
-    print(f"{'model':<14} {'steps':>6} {'val loss':>9} | {'held-out half':^26} | {'--eval photos':^26}")
+    print(f"{'model':<22} {'steps':>6} {'val loss':>9} | {'held-out half':^26} | {'--eval photos':^26}")
     print(
-        f"{'':<14} {'':>6} {'':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9}"
+        f"{'':<22} {'':>6} {'':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9}"
     )
     for name, model, val, steps in rows:
         held = score(model, b, scores / f"{name}_heldout.json")
         ev = score(model, args.eval, scores / f"{name}_eval.json")
         cells = [f"{m['auc_rebalanced']:9.2f} {m['psnr']:6.2f} {m['false_colour']:8.1f}%" for m in (held, ev)]
-        print(f"{name:<14} {steps:>6} {val:>9.3f} | {cells[0]} | {cells[1]}")
+        print(f"{name:<22} {steps:>6} {val:>9.3f} | {cells[0]} | {cells[1]}")
 
 
 if __name__ == "__main__":

@@ -76,3 +76,22 @@ def test_train_writes_the_temperature_it_measured(photo_dir, tmp_path):
     kept = load_model(tmp_path / "kept")
     assert "temperature_choice" not in kept.metadata
     assert kept.temperature == load_model("default").temperature  # the init model's, inherited
+
+
+def test_a_large_validation_set_is_subsampled_evenly(photo_dir, monkeypatch):
+    """At most max_photos are scored, spread over the whole list (its first and last included)."""
+    import colorunet.evaluation.temperature as temperature
+
+    opened = []
+    real = temperature.open_image
+
+    def spy(path):
+        opened.append(path)
+        return real(path)
+
+    monkeypatch.setattr(temperature, "open_image", spy)
+    photos = evaluation_photos(photo_dir)
+    many = [photos[i % len(photos)] for i in range(41)]
+    choice = choose_temperature(many, "default", candidates=(0.7,), max_photos=5)
+    assert choice.photos == 5
+    assert opened == [many[i] for i in (0, 10, 20, 30, 40)]

@@ -676,7 +676,7 @@ def _measure_temperature(path: Path, trainer, quiet: bool) -> None:
     """Choose the trained model's temperature on the run's own validation photos and write it into the model
     file (evaluation/temperature.py gives the rule). Rank 0 only; skipped where there is nothing to measure."""
     from ..core.images import ImageError
-    from ..core.weights import copy_with_metadata
+    from ..core.weights import copy_with_metadata, load_model
     from ..evaluation.evaluate import evaluation_photos
     from ..evaluation.temperature import choose_temperature
     from ..training import distributed
@@ -696,7 +696,8 @@ def _measure_temperature(path: Path, trainer, quiet: bool) -> None:
         photos = evaluation_photos(trainer.photos_dir, "validation", trainer.cfg.val_fraction)
     except ImageError:
         photos = []
-    choice = choose_temperature(photos, path, progress=not quiet) if photos else None
+    # the file just written, read afresh (not a model cached under the same path earlier in this process)
+    choice = choose_temperature(photos, load_model(path), progress=not quiet) if photos else None
     if choice is None:
         say("no validation photos to choose the temperature on; the model keeps "
             + ("its init model's" if trainer.cfg.init else "the default 0.38"))

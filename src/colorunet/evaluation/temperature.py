@@ -30,6 +30,9 @@ from .metrics import AccuracyCurve, colorfulness
 
 #: Temperatures a model is measured at (those of docs/results.md and docs/semantic.md).
 CANDIDATES = (0.38, 0.5, 0.7, 1.0)
+#: At most this many photos are scored (evenly spaced through the list given): enough to
+#: tell temperatures apart, and a run on a large folder does not spend hours here.
+MAX_PHOTOS = 300
 #: Mean colourfulness of the outputs, as a share of the originals', that a chosen temperature keeps.
 COLORFULNESS_BAND = (0.8, 1.1)
 RULE = ("highest rebalanced AuC on the validation photos among the temperatures whose outputs keep 80-110% of the "
@@ -76,15 +79,18 @@ def choose_temperature(
     eval_size: int = 256,
     working_size: int = DEFAULT_WORKING_SIZE,
     progress: bool = False,
+    max_photos: int = MAX_PHOTOS,
 ) -> TemperatureChoice | None:
     """Measure ``model`` at each candidate temperature on ``photos`` (colour originals) and pick one.
 
     Photos are scaled to ``eval_size`` on their short side as ``colorunet evaluate``
-    does. Returns None when no photo could be scored (none given, all grayscale or
-    unreadable).
+    does; of more than ``max_photos``, that many evenly spaced ones are used. Returns
+    None when no photo could be scored (none given, all grayscale or unreadable).
     """
     from .evaluate import scale_to_eval_size  # the same scaling as evaluate
 
+    if len(photos) > max_photos:
+        photos = [photos[i] for i in np.linspace(0, len(photos) - 1, max_photos).round().astype(int)]
     m: Backend = get_model(model)
     if m.head != "classification":
         raise ValueError(f"{getattr(m, 'name', model)}: a regression model has no temperature to choose")
