@@ -1,10 +1,13 @@
 """A trained model's temperature, chosen on its validation photos (evaluation/temperature.py)."""
 
-import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from colorunet import colorize
 
 from colorunet.core.weights import load_model
 from colorunet.evaluation.evaluate import evaluate, evaluation_photos
@@ -69,13 +72,47 @@ def test_train_writes_the_temperature_it_measured(photo_dir, tmp_path):
     assert [s.temperature for s in scores] == list(CANDIDATES)
     assert tuned.temperature == pick(scores)
     assert f"temperature {tuned.temperature:g}, chosen on {len(val)} validation photos" in log
-    # the file is still a whole model, and colorizes
-    assert json.loads(json.dumps(tuned.metadata["train_config"]))["init"] == "default"
 
     train(tmp_path / "kept", "--no-measure-temperature", "--quiet")
     kept = load_model(tmp_path / "kept")
     assert "temperature_choice" not in kept.metadata
     assert kept.temperature == load_model("default").temperature  # the init model's, inherited
+    # the rewrite changed the temperature and nothing else: the same weights (same seed, CPU) and metadata
+    a, b = tuned.net.state_dict(), kept.net.state_dict()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert np.array_equal(tuned.quantizer.prior, kept.quantizer.prior)
+    strip = ("temperature", "temperature_choice")
+    assert {k: v for k, v in tuned.metadata.items() if k not in strip} == {
+        k: v for k, v in kept.metadata.items() if k not in strip
+    }
+    # and it colorizes at its new temperature
+    img = colorize(Image.open(val[0]).convert("L"), model=tuned)
+    assert img.size == Image.open(val[0]).size
+
+    # a finished run resumed with nothing to do is not measured again (the file stays as it is)
+    before = (tmp_path / "measured" / "model.safetensors").stat().st_mtime_ns
+    log = train(tmp_path / "measured", "--resume")
+    assert (tmp_path / "measured" / "model.safetensors").stat().st_mtime_ns == before
+    assert "chosen on" not in log
+
+
+def test_a_run_that_trained_on_its_only_photo_keeps_its_temperature(tmp_path):
+    """A folder of one photo that the split holds out: the trainer trains on it, so it is no test of anything."""
+    from conftest import learnable_photo
+
+    from colorunet.core.splits import is_validation
+
+    d = tmp_path / "one"
+    d.mkdir()
+    name = next(f"p{i}" for i in range(1000) if is_validation(f"p{i}", 0.5))
+    Image.fromarray(learnable_photo(np.random.default_rng(1))).save(d / f"{name}.png")
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "colorunet", "train", d, "--out", out, "--steps", "1", "--batch-size", "1", "--crop", "32",
+            "--load-size", "64", "--val-fraction", "0.5"]
+    r = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "no validation photos to choose the temperature on; the model keeps 0.38" in r.stderr
+    assert "temperature_choice" not in load_model(out).metadata
 
 
 def test_a_large_validation_set_is_subsampled_evenly(photo_dir, monkeypatch):

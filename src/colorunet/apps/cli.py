@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--load-size", type=_positive_int, help="photos are resized to this short side before cropping (default: 256)")
     t.add_argument("--lr", type=_positive_float, help="Adam's peak learning rate (default: 2e-3)")
-    t.add_argument("--warmup-steps", type=_count, help="steps of linear warm-up before the cosine (default: 100; 50 with --init)")
+    t.add_argument("--warmup-steps", type=_count, help="steps of linear warm-up before the cosine, at most a tenth of the run "
+                   "(default: 100; 50 with --init)")
     t.add_argument(
         "--classes",
         type=_positive_int,
@@ -675,9 +676,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _measure_temperature(path: Path, trainer, quiet: bool) -> None:
     """Choose the trained model's temperature on the run's own validation photos and write it into the model
     file (evaluation/temperature.py gives the rule). Rank 0 only; skipped where there is nothing to measure."""
-    from ..core.images import ImageError
+    from ..core.images import find_images
+    from ..core.splits import split_paths
     from ..core.weights import copy_with_metadata, load_model
-    from ..evaluation.evaluate import evaluation_photos
     from ..evaluation.temperature import choose_temperature
     from ..training import distributed
     from ..training.shards import is_shard_source
@@ -688,19 +689,21 @@ def _measure_temperature(path: Path, trainer, quiet: bool) -> None:
 
     if not distributed.from_environment().is_main or trainer.model_config.head != "classification":
         return
-    if is_shard_source(trainer.photos_dir):
-        say("the temperature is not measured for a run on shards: pick one with `colorunet evaluate -t` on photos it "
-            "did not train on")
-        return
-    try:
-        photos = evaluation_photos(trainer.photos_dir, "validation", trainer.cfg.val_fraction)
-    except ImageError:
-        photos = []
+    device = getattr(trainer, "device", "cpu")
     # the file just written, read afresh (not a model cached under the same path earlier in this process)
-    choice = choose_temperature(photos, load_model(path), progress=not quiet) if photos else None
+    model = load_model(path, device=device)
+    if "temperature_choice" in model.metadata:  # a finished run resumed with nothing to do: measured already
+        return
+    if is_shard_source(trainer.photos_dir):
+        say(f"the temperature is not measured for a run on shards (yet); it stays {model.temperature:g}: pick one "
+            "with `colorunet evaluate -t` on photos the run did not train on")
+        return
+    train, photos = split_paths(find_images(trainer.photos_dir), trainer.photos_dir, trainer.cfg.val_fraction)
+    if not train:
+        photos = []  # the trainer trained on the photos the split holds out: they are no test
+    choice = choose_temperature(photos, model, progress=not quiet) if photos else None
     if choice is None:
-        say("no validation photos to choose the temperature on; the model keeps "
-            + ("its init model's" if trainer.cfg.init else "the default 0.38"))
+        say(f"no validation photos to choose the temperature on; the model keeps {model.temperature:g}")
         return
     copy_with_metadata(path, path, temperature=choice.temperature, temperature_choice=choice.to_metadata())
     table = ", ".join(f"T={s.temperature:g}: {s.auc_rebalanced:.2f} ({s.colorfulness_ratio:.0%})" for s in choice.scores)

@@ -256,6 +256,7 @@ def evaluate(
         "hint_points": hint_points,
         "reference": None if reference is None else "per photo" if isinstance(reference, dict) else str(reference),
         "reference_strength": None if reference is None else reference_strength,
+        "class_bias": bias is not None,
     }
     metrics |= {old: metrics[new] for old, new in METRIC_ALIASES.items()}
     ev = Evaluation(metrics, rows, {"plain": curve.curve().tolist(), "rebalanced": curve.curve(rebalanced=True).tolist()})

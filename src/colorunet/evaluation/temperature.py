@@ -76,7 +76,7 @@ def choose_temperature(
     photos: list[Path],
     model="default",
     candidates: tuple[float, ...] = CANDIDATES,
-    eval_size: int = 256,
+    eval_size: int | None = None,
     working_size: int = DEFAULT_WORKING_SIZE,
     progress: bool = False,
     max_photos: int = MAX_PHOTOS,
@@ -87,7 +87,9 @@ def choose_temperature(
     does; of more than ``max_photos``, that many evenly spaced ones are used. Returns
     None when no photo could be scored (none given, all grayscale or unreadable).
     """
-    from .evaluate import scale_to_eval_size  # the same scaling as evaluate
+    from .evaluate import DEFAULT_EVAL_SIZE, scale_to_eval_size  # the same scaling as evaluate
+
+    eval_size = DEFAULT_EVAL_SIZE if eval_size is None else eval_size
 
     if len(photos) > max_photos:
         photos = [photos[i] for i in np.linspace(0, len(photos) - 1, max_photos).round().astype(int)]
@@ -101,7 +103,8 @@ def choose_temperature(
         try:
             true_rgb, _ = to_float_rgb(open_image(path))
         except ImageError as e:
-            print(f"colorunet: skipped {e}", file=sys.stderr)
+            if progress:
+                print(f"colorunet: skipped {e}", file=sys.stderr)
             continue
         if is_grayscale(true_rgb):
             continue
