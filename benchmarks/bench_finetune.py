@@ -123,7 +123,8 @@ def main() -> None:
     p.add_argument(
         "--lr", type=float, nargs="*", default=[], help="fine-tune at these learning rates (default: the fine-tuning default)"
     )
-    p.add_argument("--init-prior", choices=("keep", "refit"), default="keep", help="the fine-tunes' --init-prior")
+    p.add_argument("--init-prior", choices=("keep", "refit"), default="refit",
+                   help="the fine-tunes' --init-prior (default: refit, as train's)")
     p.add_argument("--no-scratch", action="store_true")
     p.add_argument("--seed", type=int, default=0, help="every run's --seed (runs of another seed get their own folders)")
     args = p.parse_args()

@@ -15,8 +15,8 @@ For every model (a name, file or run folder):
    per-class logit bias −α·log w (docs/semantic.md; α chosen there on validation
    photos).
 
-With ``--own-temperature``, each model is also scored plainly at the temperature
-its file carries, where the rule picks another (the shipped model as it ships).
+Models named in ``--own-temperature`` are also scored plainly at the temperature
+their file carries, where the rule picks another (the shipped model as it ships).
 Results are cached in ``--work`` (one JSON per model file, photos and decode),
 so adding a model scores only that one. Prints one table: the validation choice, then
 ``--eval``'s rebalanced AuC, PSNR, colourfulness (and its share of the
@@ -70,8 +70,9 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.25)
     p.add_argument("--work", type=Path, default=Path("runs/ablation"))
     p.add_argument("--val-fraction", type=float, default=0.1, help="the validation split's share (the trainer's --val-fraction)")
-    p.add_argument("--own-temperature", action="store_true",
-                   help="also score each model at its own temperature (the one its file carries) where the rule picks another")
+    p.add_argument("--own-temperature", nargs="*", default=[], metavar="MODEL",
+                   help="also score these models at their own temperature (the one the file carries) where the rule picks "
+                        "another: the shipped model as it ships")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     val = evaluation_photos(args.val, "validation", args.val_fraction)
@@ -88,7 +89,7 @@ def main() -> None:
         val_auc = next(s["auc_rebalanced"] for s in choice["scores"] if s["temperature"] == t)
         decodes = [(t, "plain", None), (t, f"α={args.alpha:g}", calibrated_bias(model, args.alpha))]
         own = get_model(model).temperature
-        if args.own_temperature and own != t:
+        if model in args.own_temperature and own != t:
             decodes.append((own, f"own T={own:g}", None))
         for i, (temp, decode, bias) in enumerate(decodes):
             key = cache_key(model, args.eval.resolve(), temp, decode)
