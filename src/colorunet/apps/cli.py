@@ -678,7 +678,7 @@ def _measure_temperature(path: Path, trainer, quiet: bool) -> None:
     file (evaluation/temperature.py gives the rule). Rank 0 only; skipped where there is nothing to measure."""
     from ..core.images import find_images
     from ..core.splits import split_paths
-    from ..core.weights import copy_with_metadata, load_model
+    from ..core.weights import load_model, save_model
     from ..evaluation.temperature import choose_temperature
     from ..training import distributed
     from ..training.shards import is_shard_source
@@ -705,7 +705,9 @@ def _measure_temperature(path: Path, trainer, quiet: bool) -> None:
     if choice is None:
         say(f"no validation photos to choose the temperature on; the model keeps {model.temperature:g}")
         return
-    copy_with_metadata(path, path, temperature=choice.temperature, temperature_choice=choice.to_metadata())
+    # the model already loaded, written back with its choice (not read a second time by copy_with_metadata)
+    save_model(path, model.net, model.quantizer, extra=dict(model.metadata) | {
+        "temperature": choice.temperature, "temperature_choice": choice.to_metadata()})
     table = ", ".join(f"T={s.temperature:g}: {s.auc_rebalanced:.2f} ({s.colorfulness_ratio:.0%})" for s in choice.scores)
     say(f"temperature {choice.temperature:g}, chosen on {choice.photos} validation photos (rebalanced AuC, "
         f"colourfulness kept: {table})")
