@@ -1,13 +1,15 @@
 """Fine-tuning on an archive (``train --init default``) against the shipped model and a model trained from scratch.
 
-    python benchmarks/bench_finetune.py ARCHIVE_DIR --work runs/finetune [--cast faded] [--budget 120]
+    python benchmarks/bench_finetune.py ARCHIVE_DIR --work runs/finetune [--cast faded|magenta] [--budget 120]
         [--eval pool/eval] [--lr 5e-4 ...]
 
 The archive's colour photos (near-duplicates dropped) are split in two halves by a
 hash of their names: the fine-tune half (``WORK/a``) and the held-out half
-(``WORK/b``). With ``--cast faded`` both halves get the same strong colour cast,
-as a faded colour print or one film stock gives a whole archive: in CIE Lab,
-a* + 8 and b* + 22 (orange-yellow), the shadows lifted. Then, each for
+(``WORK/b``). With ``--cast`` both halves get the same strong colour cast, as a
+faded colour print or one film stock gives a whole archive, in CIE Lab, the
+shadows lifted: ``faded``, a* + 8 and b* + 22 (orange-yellow, an aged print's
+yellowed paper and varnish); ``magenta``, a* + 20 and b* − 6 (a chromogenic
+print whose cyan dye faded first, the commonest fading of 1970s prints). Then, each for
 ``--budget`` seconds of training on this machine, one after the other:
 
 - ``ft``: ``colorunet train WORK/a --init default`` (the fine-tuning schedule), or
@@ -17,7 +19,11 @@ a* + 8 and b* + 22 (orange-yellow), the shadows lifted. Then, each for
 
 Every model is scored with ``colorunet evaluate`` on the held-out half and on
 ``--eval`` (the open pool's evaluation photos): rebalanced AuC, PSNR, and the
-invented-colour share. The validation loss each run reached on its own
+invented-colour share. ``--kept-decode`` scores each fine-tune a second time
+with the shipped model's decode chroma instead of the re-estimated one (the
+same weights and temperature). ``--photos N`` trains on only the first N photos
+of the fine-tune half; ``--ft-args`` passes more options to the fine-tunes
+(``--tag=-NAME`` names their folders apart). The validation loss each run reached on its own
 validation photos (a tenth of the fine-tune half) is printed too: it is what the
 fine-tuning learning rate was chosen by, never the held-out half.
 
@@ -44,17 +50,18 @@ from colorunet.core.color import lab_to_rgb, rgb_to_lab  # noqa: E402
 from colorunet.core.images import find_images, open_image, to_uint8  # noqa: E402
 from colorunet.datasets.photo_filters import DuplicateIndex, flatten_alpha, perceptual_hash, photo_problem  # noqa: E402
 
-#: The faded-print cast: Lab shift (a*, b*) and how much the blacks are lifted (L* units).
-CAST_AB = (8.0, 22.0)
+#: The casts: Lab shift (a*, b*) of each; and how much the blacks are lifted (L* units).
+CASTS = {"faded": (8.0, 22.0), "magenta": (20.0, -6.0)}
 CAST_LIFT = 12.0
 
 
-def faded(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 with a strong, consistent warm cast and lifted shadows."""
+def with_cast(rgb: np.ndarray, cast: str) -> np.ndarray:
+    """(H, W, 3) uint8 with a strong, consistent colour cast and lifted shadows."""
+    shift = CASTS[cast]
     lab = rgb_to_lab(rgb.astype(np.float64) / 255.0)
     lab[..., 0] = CAST_LIFT + lab[..., 0] * (100.0 - CAST_LIFT) / 100.0
-    lab[..., 1] += CAST_AB[0]
-    lab[..., 2] += CAST_AB[1]
+    lab[..., 1] += shift[0]
+    lab[..., 2] += shift[1]
     return to_uint8(np.clip(lab_to_rgb(lab), 0, 1))
 
 
@@ -76,13 +83,36 @@ def split_archive(src: Path, work: Path, cast: str | None) -> tuple[Path, Path]:
             continue
         seen.add(h, path.name)
         rgb = np.asarray(rgb_img)
-        if cast == "faded":
-            rgb = faded(rgb)
+        if cast is not None:
+            rgb = with_cast(rgb, cast)
         half = "a" if hashlib.sha256(path.stem.encode()).digest()[0] % 2 == 0 else "b"
         Image.fromarray(rgb).save(work / half / (path.stem + ".png"))
         kept[half] += 1
     print(f"archive: {kept['a']} photos to fine-tune on, {kept['b']} held out", file=sys.stderr)
     return a, b
+
+
+def first_photos(a: Path, n: int) -> Path:
+    """A folder beside ``a`` holding its first ``n`` photos by name."""
+    sub = a.parent / f"{a.name}-first{n}"
+    if not sub.is_dir():
+        sub.mkdir()
+        for path in sorted(a.iterdir())[:n]:
+            (sub / path.name).write_bytes(path.read_bytes())
+    return sub
+
+
+def with_init_decode(run: Path) -> Path:
+    """A copy of a fine-tune's model that decodes each class to the shipped model's chroma, at the same temperature."""
+    from colorunet.core.quantize import Quantizer
+    from colorunet.core.weights import load_model, save_model
+
+    out = run / "kept-decode.safetensors"
+    if not out.exists():
+        m, init = load_model(run), load_model("default").quantizer
+        q = m.quantizer
+        save_model(out, m.net, Quantizer(q.kept_cells, init.centers, q.prior, q.grid_size, q.space), extra=dict(m.metadata))
+    return out
 
 
 def colorunet(*args) -> None:
@@ -115,7 +145,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("archive", type=Path)
     p.add_argument("--work", type=Path, required=True)
-    p.add_argument("--cast", choices=("faded",))
+    p.add_argument("--cast", choices=tuple(CASTS))
     p.add_argument("--budget", type=float, default=120.0, help="seconds of training per model")
     p.add_argument("--steps", type=int, help="train every model for this many steps instead of --budget seconds: the same budget "
                                              "whatever else the machine is doing")
@@ -126,15 +156,24 @@ def main() -> None:
     p.add_argument("--init-prior", choices=("keep", "refit"), default="refit",
                    help="the fine-tunes' --init-prior (default: refit, as train's)")
     p.add_argument("--no-scratch", action="store_true")
+    p.add_argument("--ft-args", default="", help="more train options for the fine-tunes, one string")
+    p.add_argument("--tag", default="", help="suffix of the fine-tunes' folder names")
     p.add_argument("--seed", type=int, default=0, help="every run's --seed (runs of another seed get their own folders)")
+    p.add_argument("--kept-decode", action="store_true",
+                   help="also score each fine-tune with the init model's decode chroma: what re-estimating it adds")
+    p.add_argument("--photos", type=int, help="train on only the first N photos of the fine-tune half (by name): how many "
+                                               "colour photos an archivist needs; the held-out half stays whole")
     args = p.parse_args()
 
     a, b = split_archive(args.archive, args.work, args.cast)
     runs: dict[str, Path] = {}
     seed = f"-seed{args.seed}" if args.seed else ""
+    if args.photos:
+        a = first_photos(a, args.photos)
+        seed = f"-{args.photos}photos{seed}"
     for lr in args.lr or [None]:
-        name = ("ft" if lr is None else f"ft-lr{lr:g}") + ("-refit" if args.init_prior == "refit" else "") + seed
-        extra = ["--init", "default", "--init-prior", args.init_prior, "--seed", args.seed]
+        name = ("ft" if lr is None else f"ft-lr{lr:g}") + ("-refit" if args.init_prior == "refit" else "") + args.tag + seed
+        extra = ["--init", "default", "--init-prior", args.init_prior, "--seed", args.seed, *args.ft_args.split()]
         extra += [] if lr is None else ["--lr", str(lr)]
         train(a, args.work / name, args.budget, args.steps, extra)
         runs[name] = args.work / name
@@ -145,6 +184,10 @@ def main() -> None:
     scores = args.work / "scores"
     scores.mkdir(exist_ok=True)
     rows = [("shipped", "default", float("nan"), 0)] + [(n, str(r), *final_val_loss(r)) for n, r in runs.items()]
+    if args.kept_decode:
+        for n, r in list(runs.items()):
+            if n.startswith("ft"):
+                rows.append((f"{n}-kept", str(with_init_decode(r)), *final_val_loss(r)))
     print(f"{'model':<22} {'steps':>6} {'val loss':>9} | {'held-out half':^26} | {'--eval photos':^26}")
     print(
         f"{'':<22} {'':>6} {'':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9} | {'rebal AuC':>9} {'PSNR':>6} {'invented':>9}"

@@ -106,11 +106,36 @@ def test_cli_init_default_needs_no_preset(photo_dir, tmp_path):
     )
 
 
-def test_refit_prior_keeps_the_classes_and_follows_the_new_photos(photo_dir, tmp_path):
+def test_refit_keeps_the_classes_and_follows_the_new_photos(photo_dir, tmp_path):
     shipped = load_model("default")
     mc, cfg = finetune_configs("default", None, {}, TINY | {"init_prior": "refit"})
     tuned = load_model(Trainer(photo_dir, tmp_path / "refit", mc, cfg, progress=False).run())
     assert np.array_equal(tuned.quantizer.kept_cells, shipped.quantizer.kept_cells)
-    assert np.array_equal(tuned.quantizer.centers, shipped.quantizer.centers)
     assert not np.allclose(tuned.quantizer.prior, shipped.quantizer.prior)
     assert tuned.quantizer.prior.min() >= 0.01 * shipped.quantizer.prior.min() * 0.999  # the old prior stays mixed in
+
+
+def test_refit_decodes_an_archives_cast_colour(tmp_path):
+    """Photos of one cast colour: its class now decodes to that colour; classes it never reaches keep theirs."""
+    from PIL import Image
+    from skimage.color import rgb2yuv
+
+    rng = np.random.default_rng(0)
+    cast = np.array([200, 150, 60], np.float64)
+    photos = tmp_path / "archive"
+    photos.mkdir()
+    for i in range(6):
+        rgb = np.clip(cast + rng.integers(-2, 3, (64, 64, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(photos / f"p{i}.png")
+    shipped = load_model("default").quantizer
+    mc, cfg = finetune_configs("default", None, {}, TINY)
+    tuned = load_model(Trainer(photos, tmp_path / "run", mc, cfg, progress=False).run()).quantizer
+    uv = rgb2yuv(cast[None, None] / 255.0)[0, 0, 1:]  # scikit-image's YUV: the oracle
+    k = int(shipped.encode(np.array([uv[0]]), np.array([uv[1]]))[0])
+    assert np.linalg.norm(shipped.centers[k] - uv) > 0.005  # the old decode missed the cast
+    assert tuned.centers[k] == pytest.approx(uv, abs=1e-3)
+    others = np.arange(shipped.num_classes) != k
+    np.testing.assert_allclose(tuned.centers[others], shipped.centers[others], atol=1e-6)
+    mc, cfg = finetune_configs("default", None, {}, TINY | {"init_prior": "keep"})
+    kept = load_model(Trainer(photos, tmp_path / "keep", mc, cfg, progress=False).run()).quantizer
+    assert np.array_equal(kept.centers, shipped.centers) and np.array_equal(kept.prior, shipped.prior)

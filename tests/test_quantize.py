@@ -126,18 +126,30 @@ def test_prior_smoothing_keeps_the_cells_and_moves_prior_mass_to_neighbours():
         Quantizer.fit(hist, 3, prior_sigma=float("nan"))
 
 
-def test_prior_refit_keeps_classes_and_decode_and_mixes_in_the_old_prior():
+def test_refit_keeps_classes_and_mixes_in_the_old_prior_and_decode():
     centres = cell_centers()
     rng = np.random.default_rng(0)
     cells = np.array([45, 54, 44, 55])
     u, v = (np.repeat(centres[cells, k], [50, 30, 15, 5]) + rng.normal(0, 0.005, 100) for k in (0, 1))
     q = Quantizer.fit(ChromaHistogram.of(u, v), num_classes=4)
-    # new photos: every pixel in the cell of the third class
+    # new photos: 10 pixels in the cell of the third class, off its old decode chroma by (+0.02, -0.01)
     k = int(np.flatnonzero(q.kept_cells == 44)[0])
-    new = q.with_prior_from(ChromaHistogram.of(np.full(10, centres[44, 0]), np.full(10, centres[44, 1])))
-    assert np.array_equal(new.kept_cells, q.kept_cells) and np.array_equal(new.centers, q.centers)
+    pixel = q.centers[k] + np.array([0.02, -0.01], np.float32)
+    new = q.refit_to(ChromaHistogram.of(np.full(10, pixel[0]), np.full(10, pixel[1])))
+    assert np.array_equal(new.kept_cells, q.kept_cells)
     expected = 0.01 * q.prior
     expected[k] += 0.99
     assert new.prior == pytest.approx(expected)
+    # by hand: the mixture's mean in class k weighs the new pixels by 0.99 and the old class by 0.01·P̂(k)
+    w_new, w_old = 0.99, 0.01 * q.prior[k]
+    assert new.centers[k] == pytest.approx((w_new * pixel + w_old * q.centers[k]) / (w_new + w_old), abs=1e-6)
+    others = np.arange(4) != k  # classes the new photos never reach keep their decode chroma
+    assert np.allclose(new.centers[others], q.centers[others])
+    # a class whose old prior is 0 and which the new photos miss too keeps its chroma (no 0/0)
+    zero = Quantizer(q.kept_cells, q.centers, np.array([0.5, 0.5, 0.0, 0.0]), q.grid_size, q.space)
+    refit = zero.refit_to(ChromaHistogram.of(np.full(10, centres[45, 0]), np.full(10, centres[45, 1])))
+    assert np.isfinite(refit.centers).all() and np.allclose(refit.centers[2:], q.centers[2:])
     with pytest.raises(ValueError, match="empty"):
-        q.with_prior_from(ChromaHistogram.empty())
+        q.refit_to(ChromaHistogram.empty())
+    with pytest.raises(ValueError, match="share"):
+        q.refit_to(ChromaHistogram.of(u, v), keep=0.0)

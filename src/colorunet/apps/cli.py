@@ -238,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fresh) and color classes, at twice the preset's learning rate after a 50-step warm-up",
     )
     t.add_argument("--init-prior", choices=("keep", "refit"), default=None,
-                   help="with --init: keep the model's color prior (and so its rebalancing weights), or re-estimate it from "
-                        "these photos; the classes and decode stay the model's either way (default: refit)")
+                   help="with --init: keep the model's color prior (and so its rebalancing weights) and the color each class "
+                        "decodes to, or re-estimate both from these photos; the classes stay the model's either way "
+                        "(default: refit)")
     t.add_argument(
         "--measure-temperature", action=argparse.BooleanOptionalAction, default=True,
         help="after training, choose the model's annealed-mean temperature on its validation photos: the best rebalanced "

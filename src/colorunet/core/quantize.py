@@ -227,22 +227,43 @@ class Quantizer:
         prior = prior_counts / prior_counts.sum()
         return cls(kept.astype(np.int64), centers.astype(np.float32), prior.astype(np.float64), hist.grid_size, hist.space)
 
-    def with_prior_from(self, hist: ChromaHistogram, keep: float = 0.01, prior_sigma: float = 0.0) -> "Quantizer":
-        """The same classes and decode chroma, with the prior P̂ re-estimated from ``hist`` (other photos).
+    def refit_to(self, hist: ChromaHistogram, keep: float = 0.01, prior_sigma: float = 0.0) -> "Quantizer":
+        """The same classes, with their prior P̂ and decode chroma re-estimated from ``hist`` (other photos).
 
-        A share ``keep`` of the old prior stays mixed in, so a class the new photos never
-        reach keeps a small prior rather than none (its rebalancing weight stays bounded,
-        and ``--reference`` can still re-weight it). Fine-tuning uses it: the classes the
-        network's head was trained on stay, the loss's weights follow the new photos.
+        Fine-tuning uses it (``train --init``, ``--init-prior refit``): the cells the
+        network's head was trained on stay, so its outputs keep their meaning, while
+        the loss's rebalancing weights and what each class decodes to follow the new
+        photos. An archive with a colour cast fills each cell towards one side, and a
+        class decoding to the middle of the old photos' pixels misses it.
+
+        The result is the quantiser the same classes would get from a mixture of the
+        new pixels (share 1 - ``keep``) and the old ones (share ``keep``): a class
+        the new photos never reach keeps a small prior rather than none (its
+        rebalancing weight stays bounded, and ``--reference`` can still re-weight
+        it) and its old decode chroma; a class they reach a little moves only as
+        far as their pixels outweigh the old ones.
         """
         if (hist.grid_size, hist.space) != (self.grid_size, self.space):
             raise ValueError("the histogram's grid is not this quantizer's")
-        counts = hist.counts if prior_sigma <= 0 else smooth_grid(hist.counts, hist.grid_size, prior_sigma)
-        counts = np.bincount(self.cell_to_class, weights=counts, minlength=self.num_classes)
-        if not counts.sum() > 0:
+        if not 0.0 < keep < 1.0:
+            raise ValueError(f"the share of the old prior kept must be in (0, 1), got {keep}")
+        raw = np.bincount(self.cell_to_class, weights=hist.counts, minlength=self.num_classes)
+        if not raw.sum() > 0:
             raise ValueError("cannot re-estimate the prior from an empty histogram (no colour pixels)")
+        smoothed = hist.counts if prior_sigma <= 0 else smooth_grid(hist.counts, hist.grid_size, prior_sigma)
+        counts = np.bincount(self.cell_to_class, weights=smoothed, minlength=self.num_classes)
         prior = (1.0 - keep) * counts / counts.sum() + keep * self.prior
-        return Quantizer(self.kept_cells, self.centers, prior / prior.sum(), self.grid_size, self.space)
+        # decode chroma: the mean of the mixture's pixels in each class (raw counts, as in _with_cells)
+        sums = np.stack([np.bincount(self.cell_to_class, weights=hist.sum_u, minlength=self.num_classes),
+                         np.bincount(self.cell_to_class, weights=hist.sum_v, minlength=self.num_classes)], axis=1)
+        new_share = (1.0 - keep) / raw.sum()
+        old_share = keep * self.prior
+        weight = (new_share * raw + old_share)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mixed = (new_share * sums + old_share[:, None] * self.centers) / weight
+        # a class with no pixel in either (an old prior of 0: a model fitted on very few photos) keeps its chroma
+        centers = np.where(weight > 0, mixed, self.centers)
+        return Quantizer(self.kept_cells, centers.astype(np.float32), prior / prior.sum(), self.grid_size, self.space)
 
     @cached_property
     def cell_to_class(self) -> np.ndarray:

@@ -7,13 +7,16 @@ starts from the shipped model instead of random weights:
 - the network is the init model's own (widths, classes, head, encoder), unless
   ``--preset`` names another one (``semantic`` on top of ``default``, say: the
   layers the init model lacks start fresh);
-- its colour classes and decode chroma are kept, so decoding stays the one the
-  weights were trained for; its temperature is measured again on the run's own
-  validation photos at the end (``evaluation/temperature.py``: a fine-tune's
-  distributions are no longer the init model's), and kept only where there are
-  none; the prior P̂ (and so the rebalancing weights) is re-estimated from
-  the new photos (``--init-prior refit``: better than keeping it on the
-  fine-tunes' validation photos of two archives; ``--init-prior keep`` keeps it);
+- its colour classes (the grid cells the head was trained on) are kept, so the
+  network's outputs keep their meaning; what the classes weigh and decode to
+  follows the new photos (``--init-prior refit``, ``Quantizer.refit_to``): the
+  prior P̂, and so the rebalancing weights, better than keeping it on the
+  fine-tunes' validation photos of two archives; and each class's decode
+  chroma, the mean of the new photos' pixels in its cell, which an archive with
+  a cast fills towards one side (docs/finetune.md). ``--init-prior keep`` keeps
+  both. Its temperature is measured again on the run's own validation photos
+  at the end (``evaluation/temperature.py``: a fine-tune's distributions are no
+  longer the init model's), and kept only where there are none;
 - its training choices that shape the loss (λ, hard or soft targets, crop) are
   kept, unless given on the command line;
 - the schedule suits a short run: 50 warm-up steps (or 10% of a

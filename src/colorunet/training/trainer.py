@@ -80,12 +80,13 @@ class TrainConfig:
         compile: run the network through ``torch.compile`` (faster steps on GPUs after a
             minute of compiling; needs a C++ compiler on CPUs).
         init: start from this model's weights ("default", a model file or a run folder)
-            instead of random ones, and keep its quantiser's colour classes and decode
-            chroma. Tensors are taken where name and shape match; the others (a semantic
+            instead of random ones, and keep its quantiser's colour classes (see
+            ``init_prior`` for their prior and decode chroma). Tensors are taken where name and shape match; the others (a semantic
             encoder's fusion, say) start fresh.
         init_prior: with ``init``, "refit" re-estimates the prior P̂ (and so the rebalancing
-            weights) from this run's photos, "keep" keeps the init model's; the classes and
-            decode are the init model's either way (docs/finetune.md measures both).
+            weights) and each class's decode chroma from this run's photos
+            (``Quantizer.refit_to``), "keep" keeps the init model's; the classes are the
+            init model's either way (docs/finetune.md measures both).
         time_budget_s: stop after this many seconds of training (set-up not counted); the
             learning-rate schedule then runs on the share of the budget spent instead of
             steps. ``colorunet compare`` uses it so that contenders get the same wall-clock
@@ -378,13 +379,13 @@ class Trainer:
         if state is None and cfg.init:
             init_model = self._init_model()
             quantizer = init_model.quantizer
-            if cfg.init_prior == "refit" and quantizer is not None:  # same classes; the loss's weights follow these photos
+            if cfg.init_prior == "refit" and quantizer is not None:  # same classes; weights and decode follow these photos
                 # rank 0 estimates it (one streaming pass over a sample), as for a new run; the others receive it
                 grid = LAB_GRID_SIZE if quantizer.space == "lab" else GRID_SIZE
                 refit = None
                 if world.is_main:
                     hist = chroma_histogram(data.prior(), grid, space=quantizer.space)
-                    refit = quantizer.with_prior_from(hist, prior_sigma=cfg.prior_sigma)
+                    refit = quantizer.refit_to(hist, prior_sigma=cfg.prior_sigma)
                 quantizer = distributed.broadcast(world, refit)
         elif state is None:
             # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
