@@ -9,8 +9,9 @@ hash of their names: the fine-tune half (``WORK/a``) and the held-out half
 faded colour print or one film stock gives a whole archive, in CIE Lab, the
 shadows lifted: ``faded``, a* + 8 and b* + 22 (orange-yellow, an aged print's
 yellowed paper and varnish); ``magenta``, a* + 20 and b* − 6 (a chromogenic
-print whose cyan dye faded first, the commonest fading of 1970s prints). Then, each for
-``--budget`` seconds of training on this machine, one after the other:
+print whose cyan dye faded first, the commonest fading of 1970s prints).
+Then, each for ``--budget`` seconds of training on this machine, one after the
+other:
 
 - ``ft``: ``colorunet train WORK/a --init default`` (the fine-tuning schedule), or
   one run per ``--lr`` given;
@@ -23,9 +24,10 @@ invented-colour share. ``--kept-decode`` scores each fine-tune a second time
 with the shipped model's decode chroma instead of the re-estimated one (the
 same weights and temperature). ``--photos N`` trains on only the first N photos
 of the fine-tune half; ``--ft-args`` passes more options to the fine-tunes
-(``--tag=-NAME`` names their folders apart). The validation loss each run reached on its own
-validation photos (a tenth of the fine-tune half) is printed too: it is what the
-fine-tuning learning rate was chosen by, never the held-out half.
+(``--tag=-NAME`` names their folders apart). The validation loss each run
+reached on its own validation photos (a tenth of the fine-tune half) is printed
+too: it is what the fine-tuning learning rate was chosen by, never the held-out
+half.
 
 Only the shape of the results carries across machines: how many steps fit in the
 budget depends on the CPU (2-core development machine: see docs/finetune.md).

@@ -81,8 +81,8 @@ class TrainConfig:
             minute of compiling; needs a C++ compiler on CPUs).
         init: start from this model's weights ("default", a model file or a run folder)
             instead of random ones, and keep its quantiser's colour classes (see
-            ``init_prior`` for their prior and decode chroma). Tensors are taken where name and shape match; the others (a semantic
-            encoder's fusion, say) start fresh.
+            ``init_prior`` for their prior and decode chroma). Tensors are taken where
+            name and shape match; the others (a semantic encoder's fusion, say) start fresh.
         init_prior: with ``init``, "refit" re-estimates the prior P̂ (and so the rebalancing
             weights) and each class's decode chroma from this run's photos
             (``Quantizer.refit_to``), "keep" keeps the init model's; the classes are the
