@@ -100,5 +100,6 @@ def main() -> None:
             print(f"{label} | {decode:<10}{m['auc_rebalanced']:>10.2f}{m['psnr']:>7.2f}{m['colorfulness']:>7.1f} ({share:3.0f}%)"
                   f"{m['false_color']:>9.1f}%", flush=True)
 
+
 if __name__ == "__main__":
     main()
