@@ -111,7 +111,7 @@ def outside_init_classes(photos: Path, init: str) -> tuple[float, int]:
     from colorunet.training.data import chroma_histogram
 
     q = load_model(init).quantizer
-    hist = chroma_histogram((np.asarray(Image.open(p).convert("RGB")) for p in sorted(find_images(photos))),
+    hist = chroma_histogram((np.asarray(open_image(p).convert("RGB")) for p in sorted(find_images(photos))),
                             q.grid_size, space=q.space)
     outside = ~np.isin(np.arange(hist.counts.size), q.kept_cells)
     own = Quantizer.fit(hist, q.num_classes).kept_cells
