@@ -153,3 +153,5 @@ def test_refit_keeps_classes_and_mixes_in_the_old_prior_and_decode():
         q.refit_to(ChromaHistogram.empty())
     with pytest.raises(ValueError, match="share"):
         q.refit_to(ChromaHistogram.of(u, v), keep=0.0)
+    with pytest.raises(ValueError, match="σ"):  # the same check as a new quantiser's
+        q.refit_to(ChromaHistogram.of(u, v), prior_sigma=float("nan"))

@@ -209,19 +209,11 @@ class Quantizer:
     @classmethod
     def _with_cells(cls, hist: ChromaHistogram, kept: np.ndarray, prior_sigma: float = 0.0) -> "Quantizer":
         """Classes = ``kept`` cells; prior and decode chroma from the pixels each class receives."""
-        if not (np.isfinite(prior_sigma) and prior_sigma >= 0):
-            raise ValueError(f"prior smoothing σ must be ≥ 0, got {prior_sigma}")
-        num_classes = len(kept)
-        lut = _nearest_kept(kept, hist.grid_size, hist.space)
-        counts = np.bincount(lut, weights=hist.counts, minlength=num_classes)
-        prior_counts = counts
-        if prior_sigma > 0:
-            prior_counts = np.bincount(lut, weights=smooth_grid(hist.counts, hist.grid_size, prior_sigma), minlength=num_classes)
-        sum_u = np.bincount(lut, weights=hist.sum_u, minlength=num_classes)
-        sum_v = np.bincount(lut, weights=hist.sum_v, minlength=num_classes)
+        counts, prior_counts, sums = _class_totals(hist, _nearest_kept(kept, hist.grid_size, hist.space), len(kept),
+                                                   prior_sigma)
         geometric = cell_centers(hist.grid_size, hist.space)[kept]
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.stack([sum_u / counts, sum_v / counts], axis=1)
+            means = sums / counts[:, None]
         # A class no training pixel reached (only with tiny data) decodes to its cell centre.
         centers = np.where(counts[:, None] > 0, means, geometric)
         prior = prior_counts / prior_counts.sum()
@@ -247,15 +239,11 @@ class Quantizer:
             raise ValueError("the histogram's grid is not this quantizer's")
         if not 0.0 < keep < 1.0:
             raise ValueError(f"the share of the old prior kept must be in (0, 1), got {keep}")
-        raw = np.bincount(self.cell_to_class, weights=hist.counts, minlength=self.num_classes)
+        raw, counts, sums = _class_totals(hist, self.cell_to_class, self.num_classes, prior_sigma)
         if not raw.sum() > 0:
             raise ValueError("cannot re-estimate the prior from an empty histogram (no colour pixels)")
-        smoothed = hist.counts if prior_sigma <= 0 else smooth_grid(hist.counts, hist.grid_size, prior_sigma)
-        counts = np.bincount(self.cell_to_class, weights=smoothed, minlength=self.num_classes)
         prior = (1.0 - keep) * counts / counts.sum() + keep * self.prior
         # decode chroma: the mean of the mixture's pixels in each class (raw counts, as in _with_cells)
-        sums = np.stack([np.bincount(self.cell_to_class, weights=hist.sum_u, minlength=self.num_classes),
-                         np.bincount(self.cell_to_class, weights=hist.sum_v, minlength=self.num_classes)], axis=1)
         new_share = (1.0 - keep) / raw.sum()
         old_share = keep * self.prior
         weight = (new_share * raw + old_share)[:, None]
@@ -332,6 +320,22 @@ def in_gamut_cells(grid_size: int = LAB_GRID_SIZE, samples_per_axis: int = 5, li
             linear = lab_to_linear_rgb(lab)  # unclipped
             found |= np.all((linear >= 0) & (linear <= 1), axis=-1).any(axis=0)
     return np.flatnonzero(found).astype(np.int64)
+
+
+def _class_totals(
+    hist: ChromaHistogram, lut: np.ndarray, num_classes: int, prior_sigma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class, over the cells ``lut`` maps to it: the pixel count, the count its prior is estimated from
+    (smoothed first when ``prior_sigma`` > 0), and the (u, v) sums its decode chroma is the mean of."""
+    if not (np.isfinite(prior_sigma) and prior_sigma >= 0):
+        raise ValueError(f"prior smoothing σ must be ≥ 0, got {prior_sigma}")
+    counts = np.bincount(lut, weights=hist.counts, minlength=num_classes)
+    prior_counts = counts
+    if prior_sigma > 0:
+        prior_counts = np.bincount(lut, weights=smooth_grid(hist.counts, hist.grid_size, prior_sigma), minlength=num_classes)
+    sums = np.stack([np.bincount(lut, weights=hist.sum_u, minlength=num_classes),
+                     np.bincount(lut, weights=hist.sum_v, minlength=num_classes)], axis=1)
+    return counts, prior_counts, sums
 
 
 def _nearest_kept(kept: np.ndarray, grid_size: int, space: str = "yuv") -> np.ndarray:
