@@ -148,9 +148,9 @@ def with_init_decode(run: Path, init: str) -> Path:
 
     out = run / "kept-decode.safetensors"
     if not out.exists():
-        m, init = load_model(run), load_model(init).quantizer
+        m, init_centers = load_model(run), load_model(init).quantizer.centers
         q = m.quantizer
-        save_model(out, m.net, Quantizer(q.kept_cells, init.centers, q.prior, q.grid_size, q.space), extra=dict(m.metadata))
+        save_model(out, m.net, Quantizer(q.kept_cells, init_centers, q.prior, q.grid_size, q.space), extra=dict(m.metadata))
     return out
 
 
