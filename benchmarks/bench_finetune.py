@@ -142,7 +142,8 @@ def first_photos(a: Path, n: int) -> Path:
 
 
 def with_init_decode(run: Path, init: str) -> Path:
-    """A copy of a fine-tune's model that decodes each class to its init model's chroma, at the same temperature."""
+    """A copy of a fine-tune's model that decodes each class to its init model's chroma, at the same temperature
+    (a class the fine-tune grew, which the init model lacks, keeps its own)."""
     from colorunet.core.quantize import Quantizer
     from colorunet.core.weights import load_model, save_model
 
@@ -150,7 +151,9 @@ def with_init_decode(run: Path, init: str) -> Path:
     if not out.exists():
         m, init_centers = load_model(run), load_model(init).quantizer.centers
         q = m.quantizer
-        save_model(out, m.net, Quantizer(q.kept_cells, init_centers, q.prior, q.grid_size, q.space), extra=dict(m.metadata))
+        centers = q.centers.copy()
+        centers[: len(init_centers)] = init_centers
+        save_model(out, m.net, Quantizer(q.kept_cells, centers, q.prior, q.grid_size, q.space), extra=dict(m.metadata))
     return out
 
 
@@ -200,6 +203,9 @@ def main() -> None:
     p.add_argument("--scratch-preset", default="wide",
                    help="the preset of the model trained from scratch (default: wide, the shipped model's network)")
     p.add_argument("--ft-args", default="", help="more train options for the fine-tunes, one string")
+    p.add_argument("--scratch-args", default="", help="more train options for the model from scratch, one string "
+                   "(e.g. \"--classes 40\", as many classes as a fine-tune grew to)")
+    p.add_argument("--scratch-tag", default="", help="suffix of the model from scratch's folder name")
     p.add_argument("--tag", default="", help="suffix of the fine-tunes' folder names")
     p.add_argument("--seed", type=int, default=0, help="every run's --seed (runs of another seed get their own folders)")
     p.add_argument("--kept-decode", action="store_true",
@@ -231,8 +237,9 @@ def main() -> None:
         train(a, args.work / name, args.budget, args.steps, extra)
         runs[name] = args.work / name
     if not args.no_scratch:
-        name = "scratch" + ("" if args.scratch_preset == "wide" else f"-{args.scratch_preset}") + seed
-        train(a, args.work / name, args.budget, args.steps, ["--preset", args.scratch_preset, "--seed", args.seed])
+        name = "scratch" + ("" if args.scratch_preset == "wide" else f"-{args.scratch_preset}") + args.scratch_tag + seed
+        train(a, args.work / name, args.budget, args.steps,
+              ["--preset", args.scratch_preset, "--seed", args.seed, *args.scratch_args.split()])
         runs[name] = args.work / name
 
     scores = args.work / "scores"

@@ -139,3 +139,79 @@ def test_refit_decodes_an_archives_cast_colour(tmp_path):
     mc, cfg = finetune_configs("default", None, {}, TINY | {"init_prior": "keep"})
     kept = load_model(Trainer(photos, tmp_path / "keep", mc, cfg, progress=False).run()).quantizer
     assert np.array_equal(kept.centers, shipped.centers) and np.array_equal(kept.prior, shipped.prior)
+
+
+def test_a_grown_head_starts_with_the_init_models_colour_distribution():
+    """Each new class is a copy of its nearest old class's row; the copies share that class's probability."""
+    import dataclasses
+
+    import torch
+
+    from colorunet.core.model import build_network
+    from colorunet.core.quantize import Quantizer
+    from colorunet.training.trainer import _grown_head
+
+    shipped = load_model("default")
+    old = shipped.quantizer
+    new_cells = np.array([67, 32, 68])  # magenta, green, purple: none is a shipped class
+    assert not np.isin(new_cells, old.kept_cells).any()
+    grown = Quantizer(np.concatenate([old.kept_cells, new_cells]), np.concatenate([old.centers, old.centers[:3]]),
+                      np.concatenate([old.prior, np.zeros(3)]), old.grid_size, old.space)
+    theirs = shipped.net.state_dict()
+    net = build_network(dataclasses.replace(shipped.config, num_classes=grown.num_classes)).eval()
+    net.load_state_dict({k: v for k, v in theirs.items() if not k.startswith("out.")} | _grown_head(theirs, old, grown))
+    y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p_old = shipped.net.eval()(y).softmax(1)
+        p_new = net(y).softmax(1)
+    parent = old.cell_to_class[new_cells]
+    folded = p_new[:, : old.num_classes].clone()
+    for j, k in enumerate(parent):
+        folded[:, k] += p_new[:, old.num_classes + j]
+        assert torch.equal(net.out.weight[old.num_classes + j], net.out.weight[k])
+    torch.testing.assert_close(folded, p_old, atol=1e-5, rtol=1e-4)
+
+
+def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path):
+    """A magenta archive (a cell none of the shipped classes is): one new class, decoding to the cast."""
+    import json
+
+    from PIL import Image
+    from skimage.color import rgb2yuv
+
+    rng = np.random.default_rng(0)
+    cast = np.array([200, 60, 200], np.float64)
+    photos = tmp_path / "archive"
+    photos.mkdir()
+    for i in range(6):
+        Image.fromarray(np.clip(cast + rng.integers(-2, 3, (64, 64, 3)), 0, 255).astype(np.uint8)).save(photos / f"p{i}.png")
+    shipped = load_model("default")
+    mc, cfg = finetune_configs("default", None, {}, TINY | {"grow_classes": 0.01})
+    run = tmp_path / "run"
+    tuned = load_model(Trainer(photos, run, mc, cfg, progress=False).run())
+    q, n = tuned.quantizer, shipped.quantizer.num_classes
+    uv = rgb2yuv(cast[None, None] / 255.0)[0, 0, 1:]  # scikit-image's YUV: the oracle
+    cell = int(q.encode(np.array([uv[0]]), np.array([uv[1]]))[0])
+    assert np.array_equal(q.kept_cells[:n], shipped.quantizer.kept_cells) and q.num_classes == n + 1
+    assert cell == n and q.centers[n] == pytest.approx(uv, abs=1e-3)
+    assert tuned.config.num_classes == n + 1 == json.loads((run / "config.json").read_text())["model_config"]["num_classes"]
+    assert tuned.net.out.weight.shape[0] == n + 1
+    # the grown model colours a photo like any other
+    from colorunet.inference.pipeline import colorize
+
+    out = colorize(np.full((40, 48), 0.5, np.float32), model=tuned, reference=photos / "p0.png")
+    assert out.size == (48, 40)
+    # a resumed grown run keeps its classes
+    Trainer(photos, run, mc, TrainConfig(**{**cfg.__dict__, "steps": 4}), progress=False).run(
+        resume=True, resume_overrides={"steps": 4})
+    assert load_model(run).quantizer.num_classes == n + 1
+
+
+def test_grow_classes_is_refused_where_it_means_nothing():
+    with pytest.raises(ValueError, match="needs --init"):
+        TrainConfig(grow_classes=0.01)
+    with pytest.raises(ValueError, match="needs --init"):
+        TrainConfig(grow_classes=0.01, init="default", init_prior="keep")
+    for bad in (float("nan"), -0.1, 2.0):
+        with pytest.raises(ValueError, match="share"):
+            TrainConfig(grow_classes=bad, init="default")

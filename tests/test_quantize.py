@@ -155,3 +155,31 @@ def test_refit_keeps_classes_and_mixes_in_the_old_prior_and_decode():
         q.refit_to(ChromaHistogram.of(u, v), keep=0.0)
     with pytest.raises(ValueError, match="σ"):  # the same check as a new quantiser's
         q.refit_to(ChromaHistogram.of(u, v), prior_sigma=float("nan"))
+
+
+def test_grown_appends_the_frequent_cells_outside_and_keeps_the_old_classes():
+    centres = cell_centers()
+    rng = np.random.default_rng(1)
+    q = Quantizer.fit(ChromaHistogram.of(*(np.repeat(centres[[45, 54, 44], k], [50, 30, 20]) for k in (0, 1))), 3)
+    # new photos: 60 pixels in kept cell 45, 25 in cell 12, 10 in cell 90, 5 in cell 99
+    cells = np.repeat([45, 12, 90, 99], [60, 25, 10, 5])
+    u, v = (centres[cells, k] + rng.normal(0, 0.003, cells.size) for k in (0, 1))
+    hist = ChromaHistogram.of(u, v)
+    grown = q.grown(hist, 0.08)  # 12 (25%) and 90 (10%) qualify; 99 (5%) does not; 45 is already a class
+    assert grown.kept_cells.tolist() == [45, 54, 44, 12, 90]
+    assert np.array_equal(grown.centers[:3], q.centers) and np.array_equal(grown.prior[:3], q.prior)
+    np.testing.assert_allclose(grown.centers[3:], centres[[12, 90]], atol=1e-6)
+    assert grown.prior[3:].tolist() == [0.0, 0.0]
+    assert q.grown(hist, 0.3) is q  # nothing outside reaches 30%
+    # refitting the grown classes: a new class decodes to its own pixels' mean, with 99% of the prior they hold
+    refit = grown.refit_to(hist)
+    lut = refit.cell_to_class
+    for k, cell in ((3, 12), (4, 90)):
+        members = lut[cell_index(u, v)] == k
+        assert refit.centers[k] == pytest.approx([u[members].mean(), v[members].mean()], abs=1e-6)
+        assert refit.prior[k] == pytest.approx(0.99 * members.mean())
+    for bad in (0.0, -0.1, 1.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="share"):
+            q.grown(hist, bad)
+    with pytest.raises(ValueError, match="empty"):
+        q.grown(ChromaHistogram.empty(), 0.1)

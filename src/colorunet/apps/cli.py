@@ -241,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init: keep the model's color prior (and so its rebalancing weights) and the color each class "
                         "decodes to, or re-estimate both from these photos; the classes stay the model's either way "
                         "(default: refit)")
+    t.add_argument("--grow-classes", type=_number(0, 1), metavar="SHARE", default=None,
+                   help="with --init: also make a new color class of every grid cell outside the model's classes that "
+                        "holds at least SHARE of these photos' pixels (e.g. 0.001), for an archive with colours the model "
+                        "never learned, such as a magenta cast (default: 0, the model's classes only)")
     t.add_argument(
         "--measure-temperature", action=argparse.BooleanOptionalAction, default=True,
         help="after training, choose the model's annealed-mean temperature on its validation photos: the best rebalanced "
@@ -648,6 +652,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "time_budget_s",
         "init",
         "init_prior",
+        "grow_classes",
     )
     train_overrides = {k: getattr(args, k) for k in names}
     preset = "eccv16" if args.arch == "eccv16" else args.preset or "paper"

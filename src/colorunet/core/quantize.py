@@ -253,6 +253,38 @@ class Quantizer:
         centers = np.where(weight > 0, mixed, self.centers)
         return Quantizer(self.kept_cells, centers.astype(np.float32), prior / prior.sum(), self.grid_size, self.space)
 
+    def grown(self, hist: ChromaHistogram, min_share: float) -> "Quantizer":
+        """These classes, followed by new ones: the cells none of them is that hold at
+        least ``min_share`` of ``hist``'s pixels, most frequent first.
+
+        Fine-tuning on an archive whose colours these classes miss uses it
+        (``train --init --grow-classes``): a colour cast can move a share of an
+        archive's pixels into cells the init model never kept, where they would
+        train and decode as the nearest class. The old classes keep their index,
+        cell, prior and decode chroma, so the network's outputs keep their
+        meaning; a new class starts with a prior of 0 and its cell's centre, for
+        ``refit_to`` to estimate from the photos.
+        """
+        if (hist.grid_size, hist.space) != (self.grid_size, self.space):
+            raise ValueError("the histogram's grid is not this quantizer's")
+        if not (np.isfinite(min_share) and 0.0 < min_share <= 1.0):
+            raise ValueError(f"the share of pixels a new class needs must be in (0, 1], got {min_share}")
+        total = hist.counts.sum()
+        if not total > 0:
+            raise ValueError("cannot grow classes from an empty histogram (no colour pixels)")
+        share = hist.counts / total
+        outside = np.setdiff1d(np.flatnonzero(share >= min_share), self.kept_cells)
+        new = outside[np.argsort(-share[outside], kind="stable")]
+        if not len(new):
+            return self
+        return Quantizer(
+            np.concatenate([self.kept_cells, new]).astype(np.int64),
+            np.concatenate([self.centers, cell_centers(self.grid_size, self.space)[new]]).astype(np.float32),
+            np.concatenate([self.prior, np.zeros(len(new))]),
+            self.grid_size,
+            self.space,
+        )
+
     @cached_property
     def cell_to_class(self) -> np.ndarray:
         """(grid²,) class of every grid cell: its own if kept, else the nearest kept one."""

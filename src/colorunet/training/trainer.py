@@ -15,7 +15,7 @@ import math
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,6 +87,13 @@ class TrainConfig:
             weights) and each class's decode chroma from this run's photos
             (``Quantizer.refit_to``), "keep" keeps the init model's; the classes are the
             init model's either way (docs/finetune.md measures both).
+        grow_classes: with ``init`` and "refit", > 0 also adds as new classes the grid
+            cells outside the init model's classes that hold at least this share of the
+            photos' pixels (``Quantizer.grown``): for an archive whose colours the init
+            model's classes miss, such as a magenta cast. The old classes keep their
+            head rows; each new one starts as a copy of its nearest old class's row
+            (the pair splitting that class's probability, so the first outputs are the
+            init model's). 0: the classes are the init model's.
         time_budget_s: stop after this many seconds of training (set-up not counted); the
             learning-rate schedule then runs on the share of the budget spent instead of
             steps. ``colorunet compare`` uses it so that contenders get the same wall-clock
@@ -124,6 +131,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     init: str | None = None
     init_prior: Literal["keep", "refit"] = "refit"
+    grow_classes: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps < 1:
@@ -142,6 +150,11 @@ class TrainConfig:
             raise ValueError(f"time budget must be > 0 seconds, got {self.time_budget_s}")
         if self.load_size < self.crop:
             raise ValueError(f"load size ({self.load_size}) must be at least the crop ({self.crop})")
+        if not (math.isfinite(self.grow_classes) and 0.0 <= self.grow_classes <= 1.0):
+            raise ValueError(f"the share of pixels a new class needs must be in [0, 1], got {self.grow_classes}")
+        if self.grow_classes > 0 and not (self.init and self.init_prior == "refit"):
+            raise ValueError("growing classes needs --init (the classes to grow) with --init-prior refit (a new class's "
+                             "prior and colour come from the photos)")
 
 
 def resolve_configs(
@@ -170,6 +183,30 @@ def learning_rate(step: int, total: int, cfg: TrainConfig, spent: float | None =
         return cfg.lr * (step + 1) / warm
     t = (step - warm) / max(1, total - warm)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _grown_head(theirs: dict[str, torch.Tensor], old: Quantizer, grown: Quantizer) -> dict[str, torch.Tensor]:
+    """The head's weight and bias for ``grown``'s classes, from a head trained on ``old``'s.
+
+    The old classes keep their rows. Each new class (a cell ``old`` had no class
+    for, whose pixels trained as its nearest class) starts as a copy of that
+    class's row, and the copies share its probability: each bias is lowered by
+    the log of how many rows the class became, so the softmax over the old
+    classes is unchanged and the first outputs decode as the init model's did.
+    The targets then tell the copies apart (Net2Net's split, Chen et al. 2016).
+    """
+    n = old.num_classes
+    parent = torch.from_numpy(old.cell_to_class[grown.kept_cells[n:]]).long()
+    rows = 1 + torch.bincount(parent, minlength=n).float()
+    head = {}
+    for name in ("out.weight", "out.bias"):
+        t = theirs.get(name)
+        if t is None or t.shape[0] != n:
+            continue
+        if name == "out.bias":
+            t = t - rows.log().to(t)
+        head[name] = torch.cat([t, t[parent]])
+    return head
 
 
 class Trainer:
@@ -385,15 +422,23 @@ class Trainer:
                 refit = None
                 if world.is_main:
                     hist = chroma_histogram(data.prior(), grid, space=quantizer.space)
-                    refit = quantizer.refit_to(hist, prior_sigma=cfg.prior_sigma)
+                    grown = quantizer.grown(hist, cfg.grow_classes) if cfg.grow_classes > 0 else quantizer
+                    if grown.num_classes > quantizer.num_classes:
+                        added = grown.kept_cells[quantizer.num_classes:]
+                        self.log(f"colorunet: {len(added)} new colour classes for "
+                                 f"{hist.counts[added].sum() / hist.counts.sum():.1%} of the photos' pixels, in cells "
+                                 f"{cfg.init} has no class for")
+                    refit = grown.refit_to(hist, prior_sigma=cfg.prior_sigma)
                 quantizer = distributed.broadcast(world, refit)
+            if quantizer is not None and quantizer.num_classes != self.model_config.num_classes:
+                self.model_config = replace(self.model_config, num_classes=quantizer.num_classes)
         elif state is None:
             # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
             quantizer = distributed.broadcast(world, self._fit_quantizer(data) if world.is_main else None)
 
         net = build_network(self.model_config)
         if init_model is not None:
-            self._warm_start(net, init_model)
+            self._warm_start(net, init_model, quantizer)
         n_train = len(data.train)
         global_batch = cfg.batch_size * world.world_size
         steps_per_epoch = math.ceil(n_train / global_batch)
@@ -567,6 +612,8 @@ class Trainer:
                                  f"{getattr(mine, key)!r}")
         if m.quantizer is None and mine.head == "classification":
             raise ValueError(f"--init {self.cfg.init}: has no quantiser")
+        if self.cfg.grow_classes > 0 and mine.head != "classification":
+            raise ValueError(f"--init {self.cfg.init}: a {mine.head} model has no colour classes to grow")
         return m
 
     def _inherited_metadata(self) -> dict[str, Any]:
@@ -583,11 +630,15 @@ class Trainer:
             inherited["temperature"] = self._init_metadata["temperature"]
         return inherited
 
-    def _warm_start(self, net: torch.nn.Module, init_model) -> None:
-        """Copy every tensor of ``init_model`` whose name and shape match ``net``'s."""
+    def _warm_start(self, net: torch.nn.Module, init_model, quantizer: Quantizer | None) -> None:
+        """Copy every tensor of ``init_model`` whose name and shape match ``net``'s, and the
+        head's rows when ``quantizer`` grew the init model's classes (``grow_classes``)."""
         theirs = init_model.net.state_dict()
         mine = net.state_dict()
         taken = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        old = init_model.quantizer
+        if old is not None and quantizer is not None and quantizer.num_classes > old.num_classes:
+            taken |= _grown_head(theirs, old, quantizer)
         if not taken:
             raise ValueError(f"--init {self.cfg.init}: no weights fit this network (widths {self.model_config.widths})")
         net.load_state_dict(taken, strict=False)
