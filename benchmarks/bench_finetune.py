@@ -113,9 +113,8 @@ def outside_init_classes(photos: Path, init: str) -> tuple[float, int]:
     q = load_model(init).quantizer
     hist = chroma_histogram((np.asarray(open_image(p).convert("RGB")) for p in sorted(find_images(photos))),
                             q.grid_size, space=q.space)
-    outside = ~np.isin(np.arange(hist.counts.size), q.kept_cells)
     own = Quantizer.fit(hist, q.num_classes).kept_cells
-    return float(hist.counts[outside].sum() / hist.counts.sum()), int((~np.isin(own, q.kept_cells)).sum())
+    return q.share_outside(hist), int((~np.isin(own, q.kept_cells)).sum())
 
 
 def near_duplicates(halves: tuple[Path, ...], folders: list[Path]) -> list[tuple[str, str]]:

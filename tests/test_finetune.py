@@ -172,7 +172,7 @@ def test_a_grown_head_starts_with_the_init_models_colour_distribution():
     torch.testing.assert_close(folded, p_old, atol=1e-5, rtol=1e-4)
 
 
-def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path):
+def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path, capsys):
     """A magenta archive (a cell none of the shipped classes is): one new class, decoding to the cast."""
     import json
 
@@ -186,6 +186,12 @@ def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path):
     for i in range(6):
         Image.fromarray(np.clip(cast + rng.integers(-2, 3, (64, 64, 3)), 0, 255).astype(np.uint8)).save(photos / f"p{i}.png")
     shipped = load_model("default")
+    # without growing, the run says how much of the archive its classes miss, and what to do
+    mc, cfg = finetune_configs("default", None, {}, TINY)
+    Trainer(photos, tmp_path / "kept", mc, cfg).run()
+    said = capsys.readouterr().err
+    assert "100.0% of the photos' pixels lie in colour cells outside the classes of default" in said
+    assert "--grow-classes" in said
     mc, cfg = finetune_configs("default", None, {}, TINY | {"grow_classes": 0.01})
     run = tmp_path / "run"
     tuned = load_model(Trainer(photos, run, mc, cfg, progress=False).run())

@@ -171,6 +171,8 @@ def test_grown_appends_the_frequent_cells_outside_and_keeps_the_old_classes():
     np.testing.assert_allclose(grown.centers[3:], centres[[12, 90]], atol=1e-6)
     assert grown.prior[3:].tolist() == [0.0, 0.0]
     assert q.grown(hist, 0.3) is q  # nothing outside reaches 30%
+    assert q.share_outside(hist) == pytest.approx(0.40) and grown.share_outside(hist) == pytest.approx(0.05)
+    assert q.share_outside(ChromaHistogram.empty()) == 0.0
     # refitting the grown classes: a new class decodes to its own pixels' mean, with 99% of the prior they hold
     refit = grown.refit_to(hist)
     lut = refit.cell_to_class

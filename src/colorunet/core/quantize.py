@@ -253,6 +253,15 @@ class Quantizer:
         centers = np.where(weight > 0, mixed, self.centers)
         return Quantizer(self.kept_cells, centers.astype(np.float32), prior / prior.sum(), self.grid_size, self.space)
 
+    def share_outside(self, hist: ChromaHistogram) -> float:
+        """The share of ``hist``'s pixels in cells none of these classes is (they train and decode as the nearest)."""
+        if (hist.grid_size, hist.space) != (self.grid_size, self.space):
+            raise ValueError("the histogram's grid is not this quantizer's")
+        total = hist.counts.sum()
+        if not total > 0:
+            return 0.0
+        return float(np.delete(hist.counts, self.kept_cells).sum() / total)
+
     def grown(self, hist: ChromaHistogram, min_share: float) -> "Quantizer":
         """These classes, followed by new ones: the cells none of them is that hold at
         least ``min_share`` of ``hist``'s pixels, most frequent first.

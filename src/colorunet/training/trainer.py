@@ -185,6 +185,11 @@ def learning_rate(step: int, total: int, cfg: TrainConfig, spent: float | None =
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
+#: A fine-tune says so when this share of its photos' pixels lies outside the init model's classes: 1%, a little
+#: below the faded and magenta casts measured in docs/finetune.md (1.1 to 3.9%).
+OUTSIDE_SHARE_WORTH_SAYING = 0.01
+
+
 def _grown_head(theirs: dict[str, torch.Tensor], old: Quantizer, grown: Quantizer) -> dict[str, torch.Tensor]:
     """The head's weight and bias for ``grown``'s classes, from a head trained on ``old``'s.
 
@@ -423,11 +428,16 @@ class Trainer:
                 if world.is_main:
                     hist = chroma_histogram(data.prior(), grid, space=quantizer.space)
                     grown = quantizer.grown(hist, cfg.grow_classes) if cfg.grow_classes > 0 else quantizer
+                    outside = quantizer.share_outside(hist)
                     if grown.num_classes > quantizer.num_classes:
                         added = grown.kept_cells[quantizer.num_classes:]
                         self.log(f"colorunet: {len(added)} new colour classes for "
                                  f"{hist.counts[added].sum() / hist.counts.sum():.1%} of the photos' pixels, in cells "
                                  f"{cfg.init} has no class for")
+                    elif outside >= OUTSIDE_SHARE_WORTH_SAYING and cfg.grow_classes == 0:
+                        self.log(f"colorunet: {outside:.1%} of the photos' pixels lie in colour cells outside the classes "
+                                 f"of {cfg.init}; they train and decode as the nearest class (--grow-classes 0.001 gives "
+                                 "the commonest cells classes of their own; docs/finetune.md)")
                     refit = grown.refit_to(hist, prior_sigma=cfg.prior_sigma)
                 quantizer = distributed.broadcast(world, refit)
             if quantizer is not None and quantizer.num_classes != self.model_config.num_classes:
