@@ -141,38 +141,49 @@ def test_refit_decodes_an_archives_cast_colour(tmp_path):
     assert np.array_equal(kept.centers, shipped.centers) and np.array_equal(kept.prior, shipped.prior)
 
 
-def test_a_grown_head_starts_with_the_init_models_colour_distribution():
-    """Each new class is a copy of its nearest old class's row; the copies share that class's probability."""
+def test_a_grown_head_starts_with_the_init_models_colours_at_every_temperature():
+    """Each new class is a copy of its nearest old class's row at a hundredth of its probability: the annealed
+    distribution over the old classes, which decoding uses, stays the init model's at T = 1, 0.7 and 0.38."""
     import dataclasses
+    import math
 
     import torch
 
     from colorunet.core.model import build_network
     from colorunet.core.quantize import Quantizer
-    from colorunet.training.trainer import _grown_head
+    from colorunet.training.trainer import GROWN_CLASS_LOGIT_OFFSET, _grown_head
 
     shipped = load_model("default")
     old = shipped.quantizer
-    new_cells = np.array([67, 32, 68])  # magenta, green, purple: none is a shipped class
+    new_cells = np.array([67, 32, 68, 77])  # magenta, green, purple, violet: none is a shipped class
     assert not np.isin(new_cells, old.kept_cells).any()
-    grown = Quantizer(np.concatenate([old.kept_cells, new_cells]), np.concatenate([old.centers, old.centers[:3]]),
-                      np.concatenate([old.prior, np.zeros(3)]), old.grid_size, old.space)
+    grown = Quantizer(np.concatenate([old.kept_cells, new_cells]), np.concatenate([old.centers, old.centers[:4]]),
+                      np.concatenate([old.prior, np.zeros(4)]), old.grid_size, old.space)
+    parent = old.cell_to_class[new_cells]
+    copies = np.bincount(parent).max()
+    assert copies > 1  # two new cells share a parent: the bound below covers that
     theirs = shipped.net.state_dict()
     net = build_network(dataclasses.replace(shipped.config, num_classes=grown.num_classes)).eval()
     net.load_state_dict({k: v for k, v in theirs.items() if not k.startswith("out.")} | _grown_head(theirs, old, grown))
+    n = old.num_classes
+    assert torch.equal(net.out.weight[:n], theirs["out.weight"]) and torch.equal(net.out.bias[:n], theirs["out.bias"])
+    for j, k in enumerate(parent):
+        assert torch.equal(net.out.weight[n + j], net.out.weight[k])
+        assert float((net.out.bias[k] - net.out.bias[n + j]).detach()) == pytest.approx(math.log(100))
     y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        p_old = shipped.net.eval()(y).softmax(1)
-        p_new = net(y).softmax(1)
-    parent = old.cell_to_class[new_cells]
-    folded = p_new[:, : old.num_classes].clone()
-    for j, k in enumerate(parent):
-        folded[:, k] += p_new[:, old.num_classes + j]
-        assert torch.equal(net.out.weight[old.num_classes + j], net.out.weight[k])
-    torch.testing.assert_close(folded, p_old, atol=1e-5, rtol=1e-4)
+        z_old, z_new = shipped.net.eval()(y), net(y)
+    for t in (1.0, 0.7, 0.38):
+        p_old, p_new = (z_old / t).softmax(1), (z_new / t).softmax(1)
+        bound = copies * math.exp(-GROWN_CLASS_LOGIT_OFFSET / t)  # a copy holds e^(-offset/T) of its parent's mass
+        assert float(p_new[:, n:].sum(1).max()) <= bound * 1.001
+        assert float((p_new[:, :n] - p_old).abs().max()) <= bound * 1.001
+        # each copy follows its parent everywhere, at e^(-offset/T) of its probability: there, not dead
+        ratio = p_new[:, n:] / p_new[:, torch.from_numpy(parent)]
+        torch.testing.assert_close(ratio, torch.full_like(ratio, math.exp(-GROWN_CLASS_LOGIT_OFFSET / t)), rtol=1e-3, atol=0)
 
 
-def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path, capsys):
+def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path, capsys, photo_dir):
     """A magenta archive (a cell none of the shipped classes is): one new class, decoding to the cast."""
     import json
 
@@ -207,6 +218,13 @@ def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path, c
 
     out = colorize(np.full((40, 48), 0.5, np.float32), model=tuned, reference=photos / "p0.png")
     assert out.size == (48, 40)
+    # a preset's network grown from it takes its classes, all of them
+    assert finetune_configs(str(run), "wide", {}, {})[0].num_classes == n + 1
+    # asked for a share no cell outside reaches, the run says so and keeps the classes
+    mc, cfg = finetune_configs("default", None, {}, TINY | {"grow_classes": 0.9})
+    capsys.readouterr()
+    assert load_model(Trainer(photo_dir, tmp_path / "none", mc, cfg).run()).quantizer.num_classes == n
+    assert "no class added" in capsys.readouterr().err
     # a resumed grown run keeps its classes
     Trainer(photos, run, mc, TrainConfig(**{**cfg.__dict__, "steps": 4}), progress=False).run(
         resume=True, resume_overrides={"steps": 4})
@@ -221,3 +239,24 @@ def test_grow_classes_is_refused_where_it_means_nothing():
     for bad in (float("nan"), -0.1, 2.0):
         with pytest.raises(ValueError, match="share"):
             TrainConfig(grow_classes=bad, init="default")
+
+
+@pytest.mark.slow
+def test_cli_resumes_a_grown_run(photo_dir, tmp_path):
+    import subprocess
+    import sys
+
+    def train(*more):
+        return subprocess.run([sys.executable, "-m", "colorunet", "train", photo_dir, "--out", tmp_path / "run", "--batch-size",
+                               "2", "--crop", "32", "--load-size", "64", "--no-measure-temperature", *map(str, more)],
+                              capture_output=True, text=True, timeout=300)
+
+    r = train("--init", "default", "--grow-classes", "0.0001", "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    grown = load_model(tmp_path / "run").quantizer.num_classes
+    assert grown > load_model("default").quantizer.num_classes, r.stderr
+    r = train("--resume", "--grow-classes", "0.0001", "--steps", "3")  # the option given again, without --init
+    assert r.returncode == 0, r.stderr
+    assert load_model(tmp_path / "run").quantizer.num_classes == grown
+    r = train("--grow-classes", "nan", "--steps", "1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--grow-classes" in r.stderr

@@ -664,7 +664,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         explicit = "eccv16" if args.arch == "eccv16" else args.preset
         model_config, cfg = finetune_configs(args.init, explicit, model_overrides, train_overrides)
     else:
-        model_config, cfg = resolve_configs(preset, model_overrides, train_overrides)
+        # a resumed run's own configs win (Trainer._adopt_run); a fine-tune's options alone would not make a config
+        fresh = {k: v for k, v in train_overrides.items() if not (args.resume and k == "grow_classes")}
+        model_config, cfg = resolve_configs(preset, model_overrides, fresh)
     trainer = Trainer(args.photos, args.out, model_config, cfg, progress=not args.quiet)
     given = {k: v for k, v in train_overrides.items() if v is not None}
     if args.resume:

@@ -67,6 +67,9 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
     if base not in PRESETS:
         raise ValueError(f"unknown preset {base!r}; choose one of {', '.join(PRESETS)}")
     model = dict(PRESETS[base]["model"]) if preset else init_model.config.to_dict()
+    same_kind = all(model.get(k, getattr(ColorUNetConfig, k)) == getattr(init_model.config, k) for k in ("color_space", "head"))
+    if preset and same_kind:
+        model["num_classes"] = init_model.config.num_classes  # its classes, however many (a fine-tune may have grown them)
     model |= {k: v for k, v in model_overrides.items() if v is not None}
     train = dict(PRESETS[base]["train"])
     if preset is None:

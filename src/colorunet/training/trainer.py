@@ -91,9 +91,9 @@ class TrainConfig:
             cells outside the init model's classes that hold at least this share of the
             photos' pixels (``Quantizer.grown``): for an archive whose colours the init
             model's classes miss, such as a magenta cast. The old classes keep their
-            head rows; each new one starts as a copy of its nearest old class's row
-            (the pair splitting that class's probability, so the first outputs are the
-            init model's). 0: the classes are the init model's.
+            head rows; each new one starts as a copy of its nearest old class's row at a
+            hundredth of its probability, so the first outputs are the init model's
+            (``_grown_head``). 0: the classes are the init model's.
         time_budget_s: stop after this many seconds of training (set-up not counted); the
             learning-rate schedule then runs on the share of the budget spent instead of
             steps. ``colorunet compare`` uses it so that contenders get the same wall-clock
@@ -190,27 +190,32 @@ def learning_rate(step: int, total: int, cfg: TrainConfig, spent: float | None =
 OUTSIDE_SHARE_WORTH_SAYING = 0.01
 
 
+#: A new class's head row starts as a copy of its nearest old class's with this much less probability: log(100),
+#: 1% of that class's at T = 1, and e^(-4.6/T) of it at the lower temperatures models decode at (0.14% at 0.7).
+GROWN_CLASS_LOGIT_OFFSET = math.log(100.0)
+
+
 def _grown_head(theirs: dict[str, torch.Tensor], old: Quantizer, grown: Quantizer) -> dict[str, torch.Tensor]:
     """The head's weight and bias for ``grown``'s classes, from a head trained on ``old``'s.
 
     The old classes keep their rows. Each new class (a cell ``old`` had no class
-    for, whose pixels trained as its nearest class) starts as a copy of that
-    class's row, and the copies share its probability: each bias is lowered by
-    the log of how many rows the class became, so the softmax over the old
-    classes is unchanged and the first outputs decode as the init model's did.
-    The targets then tell the copies apart (Net2Net's split, Chen et al. 2016).
+    for, whose pixels trained as its nearest class, its parent) starts as a copy
+    of the parent's row, its bias lowered by ``GROWN_CLASS_LOGIT_OFFSET``: it
+    responds where the parent does, at a hundredth of its probability, so the
+    first outputs are the init model's at every temperature to within that share.
+    The targets then pull the copy up where its colour is (a Net2Net-style
+    widening, Chen et al. 2016, that leaves the parent whole rather than splitting
+    it: a split is exact only at T = 1, and decoding runs at the model's T).
     """
     n = old.num_classes
     parent = torch.from_numpy(old.cell_to_class[grown.kept_cells[n:]]).long()
-    rows = 1 + torch.bincount(parent, minlength=n).float()
     head = {}
     for name in ("out.weight", "out.bias"):
         t = theirs.get(name)
         if t is None or t.shape[0] != n:
             continue
-        if name == "out.bias":
-            t = t - rows.log().to(t)
-        head[name] = torch.cat([t, t[parent]])
+        copies = t[parent] - GROWN_CLASS_LOGIT_OFFSET if name == "out.bias" else t[parent]
+        head[name] = torch.cat([t, copies])
     return head
 
 
@@ -434,7 +439,11 @@ class Trainer:
                         self.log(f"colorunet: {len(added)} new colour classes for "
                                  f"{hist.counts[added].sum() / hist.counts.sum():.1%} of the photos' pixels, in cells "
                                  f"{cfg.init} has no class for")
-                    elif outside >= OUTSIDE_SHARE_WORTH_SAYING and cfg.grow_classes == 0:
+                    elif cfg.grow_classes > 0:
+                        self.log(f"colorunet: no colour cell outside the classes of {cfg.init} holds "
+                                 f"{cfg.grow_classes:.2%} of the photos' pixels ({outside:.1%} lie outside them in all); "
+                                 "no class added")
+                    elif outside >= OUTSIDE_SHARE_WORTH_SAYING:
                         self.log(f"colorunet: {outside:.1%} of the photos' pixels lie in colour cells outside the classes "
                                  f"of {cfg.init}; they train and decode as the nearest class (--grow-classes 0.001 gives "
                                  "the commonest cells classes of their own; docs/finetune.md)")
