@@ -218,6 +218,10 @@ def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path, c
 
     out = colorize(np.full((40, 48), 0.5, np.float32), model=tuned, reference=photos / "p0.png")
     assert out.size == (48, 40)
+    # a resumed grown run keeps its classes
+    Trainer(photos, run, mc, TrainConfig(**{**cfg.__dict__, "steps": 4}), progress=False).run(
+        resume=True, resume_overrides={"steps": 4})
+    assert load_model(run).quantizer.num_classes == n + 1
     # a preset's network grown from it takes its classes, all of them
     assert finetune_configs(str(run), "wide", {}, {})[0].num_classes == n + 1
     # asked for a share no cell outside reaches, the run says so and keeps the classes
@@ -225,10 +229,6 @@ def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path, c
     capsys.readouterr()
     assert load_model(Trainer(photo_dir, tmp_path / "none", mc, cfg).run()).quantizer.num_classes == n
     assert "no class added" in capsys.readouterr().err
-    # a resumed grown run keeps its classes
-    Trainer(photos, run, mc, TrainConfig(**{**cfg.__dict__, "steps": 4}), progress=False).run(
-        resume=True, resume_overrides={"steps": 4})
-    assert load_model(run).quantizer.num_classes == n + 1
 
 
 def test_grow_classes_is_refused_where_it_means_nothing():

@@ -219,6 +219,10 @@ class Quantizer:
         prior = prior_counts / prior_counts.sum()
         return cls(kept.astype(np.int64), centers.astype(np.float32), prior.astype(np.float64), hist.grid_size, hist.space)
 
+    def _check_grid(self, hist: ChromaHistogram) -> None:
+        if (hist.grid_size, hist.space) != (self.grid_size, self.space):
+            raise ValueError("the histogram's grid is not this quantizer's")
+
     def refit_to(self, hist: ChromaHistogram, keep: float = 0.01, prior_sigma: float = 0.0) -> "Quantizer":
         """The same classes, with their prior P̂ and decode chroma re-estimated from ``hist`` (other photos).
 
@@ -235,8 +239,7 @@ class Quantizer:
         it) and its old decode chroma; a class they reach a little moves only as
         far as their pixels outweigh the old ones.
         """
-        if (hist.grid_size, hist.space) != (self.grid_size, self.space):
-            raise ValueError("the histogram's grid is not this quantizer's")
+        self._check_grid(hist)
         if not 0.0 < keep < 1.0:
             raise ValueError(f"the share of the old prior kept must be in (0, 1), got {keep}")
         raw, counts, sums = _class_totals(hist, self.cell_to_class, self.num_classes, prior_sigma)
@@ -255,8 +258,7 @@ class Quantizer:
 
     def share_outside(self, hist: ChromaHistogram) -> float:
         """The share of ``hist``'s pixels in cells none of these classes is (they train and decode as the nearest)."""
-        if (hist.grid_size, hist.space) != (self.grid_size, self.space):
-            raise ValueError("the histogram's grid is not this quantizer's")
+        self._check_grid(hist)
         total = hist.counts.sum()
         if not total > 0:
             return 0.0
@@ -274,8 +276,7 @@ class Quantizer:
         meaning; a new class starts with a prior of 0 and its cell's centre, for
         ``refit_to`` to estimate from the photos.
         """
-        if (hist.grid_size, hist.space) != (self.grid_size, self.space):
-            raise ValueError("the histogram's grid is not this quantizer's")
+        self._check_grid(hist)
         if not (np.isfinite(min_share) and 0.0 < min_share <= 1.0):
             raise ValueError(f"the share of pixels a new class needs must be in (0, 1], got {min_share}")
         total = hist.counts.sum()
