@@ -268,8 +268,9 @@ def main() -> None:
 
 
 def temperature_sweep(rows: list[tuple], photos: Path, scores: Path, temperatures: tuple[float, ...]) -> None:
-    """Each model's held-out rebalanced AuC at every temperature: how much its own choice (on its 8 or so validation
-    photos) cost it. Not a rule a run can follow: it looks at the held-out half."""
+    """Each model's held-out rebalanced AuC at every temperature: how much its own choice (on its few validation
+    photos: 8 on the food archive, 23 on the varied one) cost it. Not a rule a run can follow: it looks at the held-out
+    half."""
     from colorunet.evaluation.temperature import choose_temperature
 
     print(f"\nheld-out rebalanced AuC by temperature (* the run's own choice)\n{'model':<22} "
