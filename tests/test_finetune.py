@@ -231,7 +231,13 @@ def test_grow_classes_adds_a_class_for_a_cast_the_model_has_none_for(tmp_path, c
     assert "no class added" in capsys.readouterr().err
 
 
-def test_grow_classes_is_refused_where_it_means_nothing():
+def test_grow_classes_is_refused_where_it_means_nothing(tmp_path):
+    from colorunet.core.model import ColorUNet, ColorUNetConfig
+    from colorunet.core.weights import save_model
+
+    regression = save_model(tmp_path / "l2.safetensors", ColorUNet(ColorUNetConfig(widths=(8, 16, 32), head="regression")), None)
+    with pytest.raises(ValueError, match="regression model has no colour classes to grow"):  # before any photo is read
+        finetune_configs(str(regression), None, {}, {"grow_classes": 0.01})
     with pytest.raises(ValueError, match="needs --init"):
         TrainConfig(grow_classes=0.01)
     with pytest.raises(ValueError, match="needs --init"):

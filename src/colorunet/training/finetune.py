@@ -84,4 +84,7 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
             raise ValueError(
                 f"--init {init}: its {key} is {getattr(init_model.config, key)!r}, this run's {getattr(model_config, key)!r}"
             )
-    return model_config, TrainConfig(preset=base, **train)
+    train_config = TrainConfig(preset=base, **train)
+    if train_config.grow_classes > 0 and model_config.head != "classification":  # the trainer checks again
+        raise ValueError(f"--init {init}: a {model_config.head} model has no colour classes to grow")
+    return model_config, train_config
