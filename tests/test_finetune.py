@@ -81,8 +81,8 @@ def test_cli_init_default_needs_no_preset(photo_dir, tmp_path):
             out,
             "--init",
             "default",
-            "--steps",
-            "2",
+            "--time-budget",
+            "3",
             "--batch-size",
             "2",
             "--crop",
@@ -101,9 +101,15 @@ def test_cli_init_default_needs_no_preset(photo_dir, tmp_path):
     import json
 
     saved = json.loads((out / "config.json").read_text())
-    assert saved["train_config"]["init"] == "default" and saved["train_config"]["lr"] == pytest.approx(
-        TrainConfig.lr * FINETUNE_LR_SCALE
-    )
+    peak = TrainConfig.lr * FINETUNE_LR_SCALE
+    assert saved["train_config"]["init"] == "default" and saved["train_config"]["lr"] == pytest.approx(peak)
+    # on the clock: the first step is the warm-up's first (peak / 50), none exceeds the peak, the run lasts its budget
+    import csv
+
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert len(rows) >= 2 and float(rows[-1]["elapsed_s"]) >= 3.0
+    assert float(rows[0]["lr"]) == pytest.approx(peak / FINETUNE_WARMUP_STEPS, rel=0.01)
+    assert max(float(r["lr"]) for r in rows) <= peak * 1.001
 
 
 def test_refit_keeps_the_classes_and_follows_the_new_photos(photo_dir, tmp_path):
