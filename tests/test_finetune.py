@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from colorunet.training.finetune import FINETUNE_LR_SCALE, FINETUNE_WARMUP_STEPS, finetune_configs
 from colorunet.training.presets import PRESETS
@@ -272,3 +273,61 @@ def test_cli_resumes_a_grown_run(photo_dir, tmp_path):
     assert load_model(tmp_path / "run").quantizer.num_classes == grown
     r = train("--grow-classes", "nan", "--steps", "1")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--grow-classes" in r.stderr
+
+
+def test_a_regression_model_fine_tunes(photo_dir, tmp_path):
+    from colorunet.training.trainer import resolve_configs
+
+    mc, cfg = resolve_configs("paper-regression", {"widths": (8, 16, 32)}, TINY | {"steps": 2})
+    base = Trainer(photo_dir, tmp_path / "l2", mc, cfg, progress=False).run()
+    mc, cfg = finetune_configs(str(base), None, {}, TINY | {"steps": 2})
+    tuned = load_model(Trainer(photo_dir, tmp_path / "l2-ft", mc, cfg, progress=False).run())
+    assert tuned.config.head == "regression" and tuned.metadata["init"] == str(base) and tuned.metadata["step"] == 2
+
+
+@pytest.mark.parametrize(
+    "train_config,words",
+    [
+        ({"prior_sigma": 1e12}, "--prior-sigma: must be between 0 and 32"),  # would ask for terabytes
+        ({"crop": 60000, "load_size": 60000}, "--crop: must be between 8 and 1024"),  # every photo enlarged to it
+        ({"crop": "abc"}, "--crop: expected a number"),
+        ({"rebalance_lambda": float("nan")}, "--lambda: must be a number"),
+        (["not", "a", "table"], "not a table"),
+    ],
+)
+def test_damaged_training_settings_of_the_init_model_are_refused(tmp_path, train_config, words):
+    import json
+
+    from colorunet.core.weights import copy_with_metadata
+
+    bad = copy_with_metadata("default", tmp_path / "bad.safetensors", train_config=train_config)
+    assert json.dumps(load_model(bad).metadata["train_config"], allow_nan=True)  # the file itself loads
+    with pytest.raises(ValueError, match=f"--init {bad}: damaged model .*{words}".replace("(", r"\(").replace("[", r"\[")):
+        finetune_configs(str(bad), None, {}, {})
+
+
+def test_a_network_no_layer_of_the_init_model_fits_is_refused():
+    # the shipped model is `wide` (32-64-128): `paper` (16-32-64) would take only a bias and batch-norm counters
+    for preset, overrides in (("paper", {}), (None, {"widths": (8, 16, 32)})):
+        with pytest.raises(ValueError, match="none of its layers fits this network"):
+            finetune_configs("default", preset, overrides, {})
+    assert finetune_configs("default", "wide", {}, {})[0].widths == load_model("default").config.widths
+
+
+def test_a_resumed_fine_tune_needs_neither_its_init_file_nor_a_model_file(photo_dir, tmp_path):
+    from colorunet.core.weights import copy_with_metadata
+
+    init = copy_with_metadata("default", tmp_path / "mine.safetensors", temperature=0.55, name="mine")
+    mc, cfg = finetune_configs(str(init), None, {}, TINY | {"steps": 4, "checkpoint_every": 2})
+    Trainer(photo_dir, tmp_path / "ft", mc, cfg, progress=False).run()
+    init.unlink()  # moved, deleted, or named relative to another folder
+    resumed = Trainer(photo_dir, tmp_path / "ft", mc, cfg, progress=False).run(resume=True, resume_overrides={"steps": 6})
+    m = load_model(resumed)
+    assert m.metadata["step"] == 6 and m.metadata["init"] == "mine" and m.temperature == 0.55
+    # the model file lost (or a run stopped between its last checkpoint and its model): "nothing to do" writes it
+    (tmp_path / "ft" / "model.safetensors").unlink()
+    again = Trainer(photo_dir, tmp_path / "ft", mc, cfg, progress=False).run(resume=True, resume_overrides={"steps": 6})
+    m2 = load_model(again)
+    assert m2.metadata["step"] == 6 and m2.metadata["finished"] is True and m2.metadata["init"] == "mine"
+    for k, v in m.net.state_dict().items():
+        assert torch.equal(v, m2.net.state_dict()[k]), k

@@ -109,6 +109,17 @@ def test_regression_model_has_no_classes_to_reweight():
         colorize_full(flat((90, 90, 90)), regression, reference=flat(RED))
 
 
+def test_a_strength_without_a_reference_is_refused_not_ignored(tmp_path):
+    from colorunet import colorize
+    from colorunet.evaluation.evaluate import evaluate
+
+    with pytest.raises(ValueError, match="reference strength: needs a reference photo"):
+        colorize(flat((90, 90, 90)), reference_strength=2)
+    flat(RED).save(tmp_path / "red.png")
+    with pytest.raises(ValueError, match="reference strength: needs a reference photo"):
+        evaluate([tmp_path / "red.png"], "default", progress=False, reference_strength=0.5)
+
+
 def test_bias_of_the_wrong_length_is_refused():
     with pytest.raises(ValueError, match="one value per colour class"):
         colorize_full(flat((90, 90, 90)), bias=np.zeros(3, np.float32))
@@ -162,6 +173,8 @@ def test_cli_reference(tmp_path):
     r = run("colorize", photo, "-o", tmp_path / "x.png", "--reference", tmp_path / "missing.png")
     assert r.returncode == 2 and "missing.png: no such file" in r.stderr
     r = run("colorize", photo, "-o", tmp_path / "x.png", "--reference-strength", "2")
+    assert r.returncode == 2 and "needs --reference" in r.stderr
+    r = run("evaluate", tmp_path, "--reference-strength", "2")  # as colorize and video: refused, not ignored
     assert r.returncode == 2 and "needs --reference" in r.stderr
     r = run("colorize", photo, "-o", tmp_path / "x.png", "--reference", tmp_path / "red.png", "--reference-strength", "nan")
     assert r.returncode == 2 and "NaN" in r.stderr

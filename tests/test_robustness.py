@@ -776,13 +776,38 @@ def test_a_run_that_failed_before_its_first_checkpoint_can_start_again(photo_dir
     rc, err = cli(args + ["--workers", "-1"], capsys)
     assert rc == 2 and "--workers" in err and not out.exists()  # refused before anything is written
     out.mkdir()
-    (out / "config.json").write_text("{}\n")  # what a run that fails after its start leaves
+    # a folder of the user's own whose files have a run's names: refused, and left as it was
+    (out / "config.json").write_text('{"my": "settings"}\n')
+    rc, err = cli(args, capsys)
+    assert rc == 2 and "holds a config.json that is not a colorunet run's" in err
+    assert (out / "config.json").read_text() == '{"my": "settings"}\n' and not (out / "log.csv").exists()
+    (out / "config.json").write_text('{"model_config": {}, "train_config": {}}\n')
+    (out / "log.csv").write_text("when,what\n")
+    rc, err = cli(args, capsys)
+    assert rc == 2 and "holds a log.csv that is not a colorunet run's" in err and (out / "log.csv").read_text() == "when,what\n"
+    # what a run that fails after its start leaves: it starts again over them
     (out / "log.csv").write_text("step,epoch,loss,val_loss,lr,images_per_s,elapsed_s\n")
     rc, err = cli(args, capsys)
     assert rc == 0, err
     assert (out / "model.safetensors").exists()
     rc, err = cli(args, capsys)  # a run with checkpoints is still protected
     assert rc == 2 and "already holds a training run" in err
+
+
+@pytest.mark.parametrize(
+    "option,value,words",
+    [
+        ("--lr", "1e39", "--lr: must be > 0 and ≤ 1"),  # overflowed float32 in the first step
+        ("--seed", "-5", "--seed: must be between 0 and 4294967295"),
+        ("--seed", "99999999999999999999999", "--seed: must be between 0 and 4294967295"),
+        ("--crop", "4096", "--crop: must be between 8 and 1024"),  # every photo would be enlarged to it
+        ("--load-size", "100000", "--load-size: must be between 8 and 8192"),
+    ],
+)
+def test_training_numbers_are_checked_before_any_photo_is_read(tmp_path, capsys, option, value, words):
+    out = tmp_path / "run"
+    rc, err = cli(["train", tmp_path / "no-photos-here", "--out", out, option, value], capsys)
+    assert rc == 2 and words in err and "Traceback" not in err and not out.exists()
 
 
 def test_resume_names_the_kept_values(tiny_run, photo_dir, tmp_path, capsys):

@@ -76,3 +76,45 @@ def test_tampered_shipped_model_is_detected(tmp_path, monkeypatch):
     monkeypatch.setattr(w, "_ASSETS", tmp_path)
     with pytest.raises(ModelError, match="checksum"):
         load_model("default")
+
+
+def _rewritten(src, dst, tensors=None, metadata=None):
+    """``src``'s model file with some tensors or metadata replaced, as a damaged or hostile file would be."""
+    from safetensors import safe_open
+
+    with safe_open(str(src), framework="pt") as f:
+        meta, all_tensors = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    save_file(all_tensors | (tensors or {}), str(dst), metadata=meta | (metadata or {}))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "tensor,value,words",
+    [
+        ("quantizer.space", torch.tensor([7]), "unknown chroma space number 7"),
+        ("quantizer.space", torch.tensor([-1]), "unknown chroma space number -1"),  # Python would index from the end
+        ("quantizer.kept_cells", "first=500", "cells must be between 0 and 99"),
+        ("quantizer.kept_cells", "first=-3", "cells must be between 0 and 99"),
+        ("quantizer.grid_size", torch.tensor([100000]), "grid size must be between 1 and 128"),
+        ("quantizer.prior", "negative", "prior must be non-negative"),
+    ],
+)
+def test_a_damaged_quantizer_is_refused_when_the_model_loads(tmp_path, tensor, value, words):
+    good = save_model(tmp_path / "good.safetensors", ColorUNet(), _quantizer())
+    original = load_model(good).quantizer.to_arrays()
+    if value == "negative":
+        value = torch.from_numpy(-original["prior"])
+    elif isinstance(value, str):
+        cells = original["kept_cells"].copy()
+        cells[0] = int(value.split("=")[1])
+        value = torch.from_numpy(cells)
+    bad = _rewritten(good, tmp_path / "bad.safetensors", tensors={tensor: value})
+    with pytest.raises(ModelError, match=words):
+        load_model(bad)
+
+
+def test_an_onnx_file_where_a_model_file_is_needed_says_so(tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"\x08\x07" * 10)
+    with pytest.raises(ModelError, match="an exported ONNX file; this needs the .safetensors model"):
+        load_model(onnx)

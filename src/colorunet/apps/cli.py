@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         "original as the reference (the oracle: the most a palette can give)",
     )
     e.add_argument(
-        "--reference-strength", type=_reference_strength, default=1.0, metavar="G", help="γ of --reference, 0 to 4 (default: 1)"
+        "--reference-strength", type=_reference_strength, metavar="G", help="γ of --reference, 0 to 4 (default: 1)"
     )
     e.add_argument("--report", type=Path, help="folder for the report (default: print the metrics only)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -727,6 +727,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.evaluate import DEFAULT_EVAL_SIZE, evaluate, evaluation_photos
     from ..inference.pipeline import DEFAULT_WORKING_SIZE
 
+    check_reference_args(args)
     photos = evaluation_photos(args.photos, args.subset, args.val_fraction)
     ev = evaluate(
         photos,

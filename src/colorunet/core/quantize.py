@@ -53,6 +53,8 @@ LAB_GRID_SIZE = 23
 LAB_NUM_CLASSES = 262
 #: The chroma plane of each colour space: half-widths of its two axes.
 CHROMA_RANGE = {"yuv": (U_MAX, V_MAX), "lab": (LAB_AB_MAX, LAB_AB_MAX)}
+#: The largest grid a quantiser may have (a model file's arrays are checked against it): 128² cells.
+MAX_GRID_SIZE = 128
 
 
 def _range(space: str) -> tuple[float, float]:
@@ -177,6 +179,17 @@ class Quantizer:
             )
         if len(set(self.kept_cells.tolist())) != n:
             raise ValueError("quantizer keeps the same cell twice")
+        # a model file's quantiser is read through here: check what later steps index and divide by
+        if self.space not in CHROMA_RANGE:
+            raise ValueError(f"unknown chroma space {self.space!r}")
+        if not 1 <= self.grid_size <= MAX_GRID_SIZE:
+            raise ValueError(f"grid size must be between 1 and {MAX_GRID_SIZE}, got {self.grid_size}")
+        if n == 0 or self.kept_cells.min() < 0 or self.kept_cells.max() >= self.grid_size**2:
+            raise ValueError(f"quantizer cells must be between 0 and {self.grid_size**2 - 1} (a {self.grid_size}² grid)")
+        if not (np.isfinite(self.centers).all() and np.isfinite(self.prior).all()):
+            raise ValueError("quantizer centers or prior hold NaN or infinite values")
+        if self.prior.min() < 0 or not self.prior.sum() > 0:
+            raise ValueError("quantizer prior must be non-negative with a positive sum")
 
     @property
     def num_classes(self) -> int:
@@ -333,8 +346,15 @@ class Quantizer:
             prior=np.asarray(arrays["prior"], dtype=np.float64),
             grid_size=int(np.asarray(arrays["grid_size"]).ravel()[0]),
             # files written before Lab models existed have no "space": they are YUV
-            space=list(CHROMA_RANGE)[int(np.asarray(arrays["space"]).ravel()[0])] if "space" in arrays else "yuv",
+            space=_space_named(int(np.asarray(arrays["space"]).ravel()[0])) if "space" in arrays else "yuv",
         )
+
+
+def _space_named(index: int) -> str:
+    """The chroma space a quantiser's arrays store by its index in CHROMA_RANGE."""
+    if not 0 <= index < len(CHROMA_RANGE):
+        raise ValueError(f"unknown chroma space number {index}")
+    return list(CHROMA_RANGE)[index]
 
 
 def in_gamut_cells(grid_size: int = LAB_GRID_SIZE, samples_per_axis: int = 5, lightness_steps: int = 201) -> np.ndarray:

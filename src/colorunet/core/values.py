@@ -29,7 +29,7 @@ class ValueRangeError(ColorunetError, ValueError):
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 def check_number(

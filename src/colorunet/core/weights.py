@@ -207,6 +207,9 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
     from safetensors import SafetensorError, safe_open
 
     path, expected_sha = resolve_model_path(spec)
+    if path.suffix.lower() == ".onnx":
+        raise ModelError(f"{path}: an exported ONNX file; this needs the .safetensors model or run folder it was "
+                         "exported from (`colorunet colorize` also runs ONNX files)")
     if expected_sha is not None:
         if not path.exists():
             raise ModelError(f"{path}: the shipped model file is missing from the installation")

@@ -35,7 +35,7 @@ from ..core.splits import split_paths
 from ..core.images import ImageError, find_images, open_image, save_image, to_float_rgb, to_uint8
 from .metrics import AUC_THRESHOLDS, AccuracyCurve, auc_of_errors, colorfulness, false_color, psnr, ssim, stain_fraction
 from ..inference.pipeline import DEFAULT_WORKING_SIZE, colorize_full, get_model, reference_bias_for
-from ..inference.reference import DEFAULT_STRENGTH
+from ..inference.reference import strength_for
 
 #: Model names that are baselines rather than networks: "gray" (no colour) and
 #: "mean-color" (every pixel gets the mean chroma of the shipped model's training
@@ -120,7 +120,7 @@ def evaluate(
     hint_points: int = 0,
     eval_size: int = DEFAULT_EVAL_SIZE,
     reference: str | Path | dict | None = None,
-    reference_strength: float = DEFAULT_STRENGTH,
+    reference_strength: float | None = None,
     bias: np.ndarray | None = None,
 ) -> Evaluation:
     """Score ``model`` (a model spec, or "gray") on colour photos; write a report folder if asked.
@@ -149,6 +149,7 @@ def evaluate(
         mean_uv = (q.prior[:, None] * q.centers).sum(0)
     if m is not None and temperature is None:
         temperature = m.temperature
+    reference_strength = strength_for(reference, reference_strength)
     fixed_bias = None
     if bias is not None and m is None:
         raise ValueError(f"the {baseline} baseline has no colour classes to bias")

@@ -23,7 +23,6 @@ from ..core.decode import DEFAULT_TEMPERATURE
 from ..core.errors import ColorunetError
 from ..core.images import pad_to_multiple
 from ..core.values import ValueRangeError, check_number, check_temperature
-from .reference import DEFAULT_STRENGTH
 from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike
 
 #: The shipped model, exported (kept equal to assets/default.safetensors by the tests).
@@ -139,7 +138,7 @@ def colorize_full(
     working_size: int = DEFAULT_WORKING_SIZE,
     confidence: bool = False,
     reference=None,
-    reference_strength: float = DEFAULT_STRENGTH,
+    reference_strength: float | None = None,
     bias: np.ndarray | None = None,
 ) -> Colorization:
     """``pipeline.colorize_full`` with an ONNX model (or the name or file of one)."""

@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..core.decode import check_decode_options, confidence_maps, decode_chroma, softmax
 from .backend import Backend
-from .reference import DEFAULT_STRENGTH, reference_bias
+from .reference import DEFAULT_STRENGTH, reference_bias, strength_for
 from .refine import Hints
 from .working import (  # noqa: F401 (DEFAULT_WORKING_SIZE, confidence_image, working_shape: re-exported)
     DEFAULT_WORKING_SIZE,
@@ -203,7 +203,7 @@ def colorize_full(
     refine: bool = False,
     hints: Hints | dict | list | None = None,
     reference: ImageLike | bytes | None = None,
-    reference_strength: float = DEFAULT_STRENGTH,
+    reference_strength: float | None = None,
     bias: np.ndarray | None = None,
 ) -> Colorization:
     """Colorize a photo; see ``colorize``. Also returns confidence maps if asked.
@@ -217,10 +217,11 @@ def colorize_full(
         from .refine import parse_hints
 
         hints = parse_hints(hints)
+    strength = strength_for(reference, reference_strength)
     if reference is not None:
         if bias is not None:
             raise ValueError("give a reference or its bias, not both")
-        bias = reference_bias_for(m, reference, reference_strength)
+        bias = reference_bias_for(m, reference, strength)
     return render(predict(image, m, working_size), temperature, mode, confidence, refine, hints, bias)
 
 
@@ -233,7 +234,7 @@ def colorize(
     refine: bool = False,
     hints: Hints | dict | list | None = None,
     reference: ImageLike | bytes | None = None,
-    reference_strength: float = DEFAULT_STRENGTH,
+    reference_strength: float | None = None,
 ) -> Image.Image:
     """Colorize a photo.
 
@@ -254,7 +255,8 @@ def colorize(
         reference: a colour photo whose palette to follow (a path, image, array or
             the file's bytes): each pixel's class distribution is re-weighted by
             (h_ref / P̂)^strength before decoding (``reference.py``).
-        reference_strength: γ of that re-weighting, 0 to 4 (1: the full ratio).
+        reference_strength: γ of that re-weighting, 0 to 4 (None: 1, the full ratio); only with
+            ``reference``.
     Returns:
         An RGB PIL image (RGBA if the input had alpha) of the input's size, whose
         luma equals the input's within rounding.

@@ -51,6 +51,14 @@ def check_strength(value) -> float:
     return float(check_number(value, "reference strength", 0.0, MAX_STRENGTH))
 
 
+def strength_for(reference, strength: float | None) -> float:
+    """γ to use with ``reference``: ``None`` is DEFAULT_STRENGTH. A strength without a reference
+    is refused rather than ignored, as on the command line: the caller meant something by it."""
+    if reference is None and strength is not None:
+        raise ValueError("reference strength: needs a reference photo")
+    return DEFAULT_STRENGTH if strength is None else check_strength(strength)
+
+
 def reference_pixels(image, name: str = "reference") -> np.ndarray:
     """The reference as (h, w, 3) float32 RGB in [0, 1], its short side at most ``REFERENCE_SIZE``.
 

@@ -54,7 +54,10 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
     name: that preset's network, grown from the init model's weights where they fit.
     ``None`` values in the overrides mean "not given".
     """
-    from .trainer import TrainConfig
+    import torch
+
+    from .trainer import TrainConfig, check_some_layer_fits
+    from ..core.model import build_network
     from ..core.weights import load_model
 
     if str(init).lower().endswith(".onnx"):
@@ -62,8 +65,14 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
             f"--init {init}: an exported ONNX file cannot be trained; give the .safetensors model or run folder it came from"
         )
     init_model = load_model(init)
-    own = dict(init_model.metadata.get("train_config") or {})
-    own_preset = own.get("preset") if own.get("preset") in PRESETS else "paper"
+    own = init_model.metadata.get("train_config") or {}
+    if not isinstance(own, dict):
+        raise ValueError(f"--init {init}: damaged model (its training settings are not a table)")
+    try:  # what a fine-tune takes over, checked like any setting before it is used (a file can hold anything)
+        TrainConfig(**{k: own[k] for k in KEPT_FROM_INIT if k in own})
+    except ValueError as e:
+        raise ValueError(f"--init {init}: damaged model (its training settings: {e})") from None
+    own_preset = own.get("preset") if isinstance(own.get("preset"), str) and own["preset"] in PRESETS else "paper"
     base = preset or own_preset
     if base not in PRESETS:
         raise ValueError(f"unknown preset {base!r}; choose one of {', '.join(PRESETS)}")
@@ -85,6 +94,11 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
             raise ValueError(
                 f"--init {init}: its {key} is {getattr(init_model.config, key)!r}, this run's {getattr(model_config, key)!r}"
             )
+    with torch.device("meta"):  # shapes only, nothing allocated: is there anything to start from?
+        mine = {k: v.shape for k, v in build_network(model_config).state_dict().items() if v.is_floating_point()}
+    theirs = init_model.net.state_dict()
+    check_some_layer_fits(init, {k: v.shape for k, v in theirs.items() if mine.get(k) == v.shape}, model_config,
+                          init_model.config)
     train_config = TrainConfig(preset=base, **train)
     if train_config.grow_classes > 0 and model_config.head != "classification":  # the trainer checks again
         raise ValueError(f"--init {init}: a {model_config.head} model has no colour classes to grow")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..core.atomic import OutputError, write_text_atomic
+from ..core.values import check_number
 from .checkpoint import CheckpointError, list_checkpoints, load_latest_checkpoint, save_checkpoint
 from . import distributed
 from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, validation_batch
@@ -134,27 +135,54 @@ class TrainConfig:
     grow_classes: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be ≥ 1, got {self.steps}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be ≥ 1, got {self.batch_size}")
-        if self.target not in ("hard", "soft"):
-            raise ValueError(f"target must be 'hard' or 'soft', got {self.target!r}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be ≥ 0, got {self.workers}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"time budget must be > 0 seconds, got {self.time_budget_s}")
+        # Every number is checked here, once, whoever made the config: the command line, a resumed
+        # run's checkpoint, or the training settings a fine-tune takes over from its --init model's
+        # metadata (which a damaged or hostile file could set to anything).
+        n, whole = check_number, dict(integer=True)
+        for name, value, low, high in (("--steps", self.steps, 1, MAX_STEPS), ("--epochs", self.epochs, 1, MAX_STEPS),
+                                       ("--val-every", self.val_every, 1, None)):
+            if value is not None:
+                n(value, name, low, high, **whole)
+        n(self.batch_size, "--batch-size", 1, MAX_BATCH, **whole)
+        n(self.crop, "--crop", MIN_CROP, MAX_CROP, **whole)
+        n(self.load_size, "--load-size", MIN_CROP, MAX_LOAD_SIZE, **whole)
+        n(self.lr, "--lr", 0, MAX_LR, low_open=True)
+        n(self.weight_decay, "weight decay", 0, 1)
+        n(self.warmup_steps, "--warmup-steps", 0, MAX_STEPS, **whole)
+        n(self.rebalance_lambda, "--lambda", 0, 1, low_open=True)
+        n(self.prior_sigma, "--prior-sigma", 0, MAX_PRIOR_SIGMA)
+        n(self.val_fraction, "--val-fraction", 0, 1)
+        n(self.checkpoint_every, "--checkpoint-every", 1, None, **whole)
+        n(self.keep_checkpoints, "--keep-checkpoints", 1, None, **whole)
+        n(self.workers, "--workers", 0, MAX_WORKERS, **whole)
+        n(self.seed, "--seed", 0, MAX_SEED, **whole)
+        n(self.prior_photos, "--prior-photos", 0, None, **whole)
+        if self.time_budget_s is not None:
+            n(self.time_budget_s, "--time-budget", 0, MAX_TIME_BUDGET_S, low_open=True)
+        n(self.grow_classes, "--grow-classes (the share of pixels a new class needs)", 0, 1)
+        for name, value, allowed in (("target", self.target, ("hard", "soft")),
+                                     ("--precision", self.precision, ("auto", "bf16", "fp32")),
+                                     ("--init-prior", self.init_prior, ("keep", "refit"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be {' or '.join(allowed)}, got {value!r}")
         if self.load_size < self.crop:
             raise ValueError(f"load size ({self.load_size}) must be at least the crop ({self.crop})")
-        if not (math.isfinite(self.grow_classes) and 0.0 <= self.grow_classes <= 1.0):
-            raise ValueError(f"the share of pixels a new class needs must be in [0, 1], got {self.grow_classes}")
         if self.grow_classes > 0 and not (self.init and self.init_prior == "refit"):
             raise ValueError("growing classes needs --init (the classes to grow) with --init-prior refit (a new class's "
                              "prior and colour come from the photos)")
+
+
+#: Bounds of TrainConfig's numbers: far beyond any useful run, they keep a typo or a damaged file from asking for
+#: absurd memory or time. Photos smaller than the crop are enlarged to it and kept decoded in memory: at 1,024 a photo
+#: takes at least 3 MB. The seed feeds NumPy and PyTorch, which take 32 and 64 bits.
+MIN_CROP, MAX_CROP, MAX_LOAD_SIZE = 8, 1024, 8192
+MAX_STEPS = 10**9
+MAX_BATCH = 65536
+MAX_LR = 1.0
+MAX_PRIOR_SIGMA = 32.0  # σ in grid cells: the Lab grid has 23 per side
+MAX_WORKERS = 1024
+MAX_SEED = 2**32 - 1
+MAX_TIME_BUDGET_S = 10**8
 
 
 def resolve_configs(
@@ -231,6 +259,7 @@ class Trainer:
         self.model_config = model_config
         self.cfg = cfg
         self.progress = progress
+        self._inherited: dict[str, Any] | None = None  # what the model keeps of its --init model (_inherited_metadata)
         if cfg.crop % model_config.size_multiple:
             raise ValueError(f"crop {cfg.crop} must be a multiple of {model_config.size_multiple} for widths "
                              f"{model_config.widths}")
@@ -306,6 +335,11 @@ class Trainer:
         logger = _CsvLog(out / LOG_FILENAME, s.start) if world.is_main else None
         if s.start >= s.total:
             self.log(f"colorunet: run already at step {s.start} of {s.total}; nothing to do")
+            if world.is_main and not self._model_file_is_at(s.start):
+                # a run that stopped between its last checkpoint and its model file (or lost the file): write it now
+                self._export(s, s.start, None, finished=True)
+                self.log(f"colorunet: wrote {out / MODEL_FILENAME} from the checkpoint of step {s.start}")
+            distributed.barrier(world)
             return out / MODEL_FILENAME
 
         from tqdm import tqdm
@@ -418,8 +452,11 @@ class Trainer:
         digest = self._data_digest(data.names)
 
         state = existing[0] if existing is not None else None
+        quantizer = None
         if state is not None:
             quantizer = Quantizer.from_arrays({k: v.numpy() for k, v in state["quantizer"].items()})
+            if isinstance(state.get("inherited"), dict):
+                self._inherited = state["inherited"]
             if state.get("data_digest") != digest:
                 self.log("colorunet: warning: the training photos changed since this run started; batches will differ")
         init_model = None
@@ -450,7 +487,7 @@ class Trainer:
                 quantizer = distributed.broadcast(world, refit)
             if quantizer is not None and quantizer.num_classes != self.model_config.num_classes:
                 self.model_config = replace(self.model_config, num_classes=quantizer.num_classes)
-        elif state is None:
+        if state is None and quantizer is None:  # a new run, or a regression model's fine-tune (its file keeps none)
             # Rank 0 estimates the prior (one streaming pass over a sample); the others receive it.
             quantizer = distributed.broadcast(world, self._fit_quantizer(data) if world.is_main else None)
 
@@ -580,6 +617,7 @@ class Trainer:
         distributed.barrier(s.world)
 
     def _save(self, s: _TrainState, step: int, val_loss: float | None, finished: bool) -> None:
+        """A checkpoint, then the model file."""
         cfg, quantizer = self.cfg, s.quantizer
         cpu_net = {k: v.detach().cpu() for k, v in s.net.state_dict().items()}
         save_checkpoint(
@@ -597,9 +635,16 @@ class Trainer:
                 "samples": s.samples_at(step),
                 "world_size": s.world.world_size,
                 "rank": s.world.rank,
+                "inherited": self._inherited_metadata(),
             },
             keep=cfg.keep_checkpoints,
         )
+        self._export(s, step, val_loss, finished)
+
+    def _export(self, s: _TrainState, step: int, val_loss: float | None, finished: bool) -> None:
+        """``model.safetensors`` from the network's current weights."""
+        cfg, quantizer = self.cfg, s.quantizer
+        cpu_net = {k: v.detach().cpu() for k, v in s.net.state_dict().items()}
         export = build_network(self.model_config)
         export.load_state_dict(cpu_net)
         save_model(
@@ -636,32 +681,53 @@ class Trainer:
 
     def _inherited_metadata(self) -> dict[str, Any]:
         """What a fine-tuned model keeps of its ``--init`` model: where it came from, and
-        the temperature that model was measured best at (same classes, same decode)."""
+        the temperature that model was measured best at (same classes, same decode).
+
+        Read from the init model when the run starts and kept in every checkpoint, so a
+        resumed run needs neither the init file nor the folder it was named from.
+        """
         if not self.cfg.init:
             return {}
-        if not hasattr(self, "_init_metadata"):  # a resumed fine-tune: read it again
-            from ..core.weights import load_model
+        if self._inherited is None:
+            meta = getattr(self, "_init_metadata", None)
+            if meta is None:  # a checkpoint written before checkpoints kept it: the init model, if still there
+                from ..core.weights import load_model
 
-            self._init_metadata = load_model(self.cfg.init).metadata
-        inherited = {"init": self._init_metadata.get("name", str(self.cfg.init))}
-        if self._init_metadata.get("temperature") is not None:
-            inherited["temperature"] = self._init_metadata["temperature"]
-        return inherited
+                try:
+                    meta = load_model(self.cfg.init).metadata
+                except (OSError, ValueError) as e:
+                    self.log(f"colorunet: warning: the run's --init {self.cfg.init} cannot be read ({e}); the model "
+                             "file will not name it")
+                    meta = {}
+            self._inherited = {"init": meta.get("name", str(self.cfg.init))}
+            if meta.get("temperature") is not None:
+                self._inherited["temperature"] = meta["temperature"]
+        return self._inherited
+
+    def _model_file_is_at(self, step: int) -> bool:
+        """Whether ``model.safetensors`` holds the finished weights of ``step`` (its metadata says so)."""
+        from ..core.weights import ModelError, load_model
+
+        try:
+            meta = load_model(self.out_dir / MODEL_FILENAME).metadata
+        except (ModelError, OSError, ValueError):
+            return False
+        return meta.get("step") == step and meta.get("finished") is True
 
     def _warm_start(self, net: torch.nn.Module, init_model, quantizer: Quantizer | None) -> None:
         """Copy every tensor of ``init_model`` whose name and shape match ``net``'s, and the
         head's rows when ``quantizer`` grew the init model's classes (``grow_classes``)."""
         theirs = init_model.net.state_dict()
-        mine = net.state_dict()
+        # weights and statistics only: batch norm's step counters fit any network of the same depth
+        mine = {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
         taken = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
         old = init_model.quantizer
         if old is not None and quantizer is not None and quantizer.num_classes > old.num_classes:
             taken |= _grown_head(theirs, old, quantizer)
-        if not taken:
-            raise ValueError(f"--init {self.cfg.init}: no weights fit this network (widths {self.model_config.widths})")
+        check_some_layer_fits(self.cfg.init, {k: v.shape for k, v in taken.items()}, self.model_config, init_model.config)
         net.load_state_dict(taken, strict=False)
         fresh = sorted({k.split(".")[0] for k in mine if k not in taken})
-        self.log(f"colorunet: started from {self.cfg.init}: {len(taken)} of {len(mine)} tensors"
+        self.log(f"colorunet: started from {self.cfg.init}: {len(taken)} of {len(mine)} weight tensors"
                  + (f"; new: {', '.join(fresh)}" if fresh else ""))
 
     def _fit_quantizer(self, data: _TrainingData) -> Quantizer:
@@ -684,6 +750,15 @@ class Trainer:
         if len(set(digests)) != 1:
             raise RuntimeError(f"the model's parameters differ between ranks: {digests}")
         self.log(f"colorunet: parameters identical on all {world.world_size} ranks (sha256 {digests[0]})")
+
+
+def check_some_layer_fits(init: str, fitting: dict[str, Any], mine: ColorUNetConfig, theirs: ColorUNetConfig) -> None:
+    """Refuse a fine-tune none of whose convolutions' kernels (``fitting``: the init model's tensors that fit
+    this run's network, by name and shape) carries over: a bias or two would leave it training from scratch."""
+    if not any(len(shape) >= 2 for shape in fitting.values()):
+        raise ValueError(f"--init {init}: none of its layers fits this network (widths {mine.widths}, its "
+                         f"{theirs.widths}): that is training from scratch; leave out --init, or the options that "
+                         "change the network")
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
@@ -773,6 +848,32 @@ def _check_run_folder(out: Path) -> None:
             pass
     except OSError as e:
         raise OutputError(f"{out}: cannot write the run's folder ({e.strerror or e})") from None
+    # A run replaces its config.json and log.csv (those of a run that failed before its first checkpoint too):
+    # only where colorunet wrote them. A folder of the user's own with files of those names is left alone.
+    for name, ours in ((CONFIG_FILENAME, _is_run_config), (LOG_FILENAME, _is_run_log)):
+        path = out / name
+        if path.exists() and not ours(path):
+            raise OutputError(f"{out}: holds a {name} that is not a colorunet run's; give --out a new or empty folder")
+
+
+def _is_run_config(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.loads(f.read(1 << 26))  # a run's is a few kilobytes
+    except (OSError, ValueError):
+        return False
+    return isinstance(obj, dict) and isinstance(obj.get("model_config"), dict) and isinstance(obj.get("train_config"), dict)
+
+
+def _is_run_log(path: Path) -> bool:
+    """A log.csv a run began: its header, or the start of it (a run killed as it wrote it leaves that, or nothing)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            first = f.readline(4096)
+    except (OSError, ValueError):
+        return False
+    header = ",".join(LOG_FIELDS)
+    return first.rstrip("\r\n") == header or not first.endswith("\n") and header.startswith(first)
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
