@@ -147,3 +147,13 @@ def test_temperatures_are_checked_before_any_training():
     for bad in ("1e-40", "nan", "inf", "0"):
         with pytest.raises(ValueError, match="--temperatures: must be"):
             parse_temperatures(bad)
+
+
+def test_every_contenders_settings_are_checked_before_any_trains(photo_dir, tmp_path):
+    from colorunet.apps.compare import CompareConfig, compare
+
+    contenders = [Contender.parse("paper"), Contender.parse("last=paper,seed=-5")]
+    cc = CompareConfig(budget_s=60, crop=32, batch_size=2, load_size=64)
+    with pytest.raises(ValueError, match="--seed: must be between 0"):
+        compare(photo_dir, photo_dir, tmp_path / "cmp", contenders, cc, progress=False)
+    assert not (tmp_path / "cmp").exists()  # nothing trained, nothing written

@@ -331,3 +331,29 @@ def test_a_resumed_fine_tune_needs_neither_its_init_file_nor_a_model_file(photo_
     assert m2.metadata["step"] == 6 and m2.metadata["finished"] is True and m2.metadata["init"] == "mine"
     for k, v in m.net.state_dict().items():
         assert torch.equal(v, m2.net.state_dict()[k]), k
+
+
+def test_a_checkpoint_without_the_init_models_name_resumes_with_a_warning(photo_dir, tmp_path, capsys):
+    """Checkpoints written before they kept the init model's name: a resume reads the init model if it can,
+    and goes on without it if it cannot."""
+    from colorunet.core.weights import copy_with_metadata
+    from colorunet.training.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
+
+    init = copy_with_metadata("default", tmp_path / "mine.safetensors", name="mine")
+    mc, cfg = finetune_configs(str(init), None, {}, TINY | {"steps": 2, "checkpoint_every": 2})
+    run = tmp_path / "ft"
+    Trainer(photo_dir, run, mc, cfg, progress=False).run()
+    state, _ = load_latest_checkpoint(run)
+    del state["inherited"]
+    save_checkpoint(run, 2, state)  # as the older code wrote it, checksum and all
+    init.unlink()
+    m = load_model(Trainer(photo_dir, run, mc, cfg).run(resume=True, resume_overrides={"steps": 3}))
+    assert m.metadata["step"] == 3 and m.metadata["init"] == str(init)
+    assert "warning: the run's --init model cannot be read" in capsys.readouterr().err
+    # a checkpoint whose record of it is damaged is refused, not copied into the model file
+    state, _ = load_latest_checkpoint(run)
+    state["inherited"] = {"init": "mine", "temperature": -1}
+    save_checkpoint(run, 3, state)
+    with pytest.raises(ValueError, match="its temperature"):
+        Trainer(photo_dir, run, mc, cfg, progress=False).run(resume=True, resume_overrides={"steps": 4})
+    assert [s for s, _ in list_checkpoints(run)] == [2, 3]

@@ -97,6 +97,13 @@ def _rewritten(src, dst, tensors=None, metadata=None):
         ("quantizer.kept_cells", "first=-3", "cells must be between 0 and 99"),
         ("quantizer.grid_size", torch.tensor([100000]), "grid size must be between 1 and 128"),
         ("quantizer.prior", "negative", "prior must be non-negative"),
+        ("quantizer.prior", "huge", "prior must be non-negative and sum to 1"),  # each finite, their sum not
+        ("quantizer.centers", "huge", "centers lie off the yuv chroma plane"),
+        ("quantizer.grid_size", torch.zeros(0, dtype=torch.int64), "grid size: one number expected, got 0"),
+        ("quantizer.space", torch.zeros(0, dtype=torch.int64), "chroma space: one number expected, got 0"),
+        ("quantizer.space", torch.tensor([1]), "quantizer is on the lab chroma plane, its network yuv"),
+        ("quantizer.grid_size", torch.tensor([10.9]), "grid size: whole numbers expected"),
+        ("quantizer.kept_cells", "float", "kept cells: whole numbers expected"),
     ],
 )
 def test_a_damaged_quantizer_is_refused_when_the_model_loads(tmp_path, tensor, value, words):
@@ -104,6 +111,11 @@ def test_a_damaged_quantizer_is_refused_when_the_model_loads(tmp_path, tensor, v
     original = load_model(good).quantizer.to_arrays()
     if value == "negative":
         value = torch.from_numpy(-original["prior"])
+    elif value == "huge":
+        key = tensor.split(".")[1]
+        value = torch.full(original[key].shape, 1e38, dtype=torch.float64 if key == "prior" else torch.float32)
+    elif value == "float":
+        value = torch.from_numpy(original["kept_cells"].astype(np.float32))
     elif isinstance(value, str):
         cells = original["kept_cells"].copy()
         cells[0] = int(value.split("=")[1])
@@ -118,3 +130,14 @@ def test_an_onnx_file_where_a_model_file_is_needed_says_so(tmp_path):
     onnx.write_bytes(b"\x08\x07" * 10)
     with pytest.raises(ModelError, match="an exported ONNX file; this needs the .safetensors model"):
         load_model(onnx)
+
+
+def test_a_deep_network_in_a_small_file_is_refused_before_it_pads_a_photo(tmp_path):
+    """Each level halves the photo and the input is padded to 2^(levels - 1): 16 levels of one channel (a few
+    kilobytes of weights) would pad a photo to 32,768 pixels a side."""
+    good = save_model(tmp_path / "good.safetensors", ColorUNet(), _quantizer())
+    deep = {"widths": [1] * 16, "num_classes": 32, "head": "classification", "arch": "colorunet", "color_space": "yuv",
+            "encoder": "none"}
+    bad = _rewritten(good, tmp_path / "deep.safetensors", metadata={"model_config": json.dumps(deep)})
+    with pytest.raises(ModelError, match="at most 8 levels"):
+        load_model(bad)

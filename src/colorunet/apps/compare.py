@@ -153,6 +153,8 @@ def compare(
     names = [c.name for c in contenders]
     if len(set(names)) != len(names):
         raise ValueError(f"contender names must differ: {names}")
+    # every contender's settings, checked before the first one trains: a typo in the last must not cost the others' time
+    trainers = {c.name: Trainer(photos, out / "runs" / c.name, *_configs(c, cc), progress=progress) for c in contenders}
     eval_photos = evaluation_photos(eval_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
@@ -162,7 +164,8 @@ def compare(
     runs: dict[str, dict] = {}
     for c in contenders:
         run = out / "runs" / c.name
-        mc, cfg = _configs(c, cc)
+        trainer = trainers[c.name]
+        mc, cfg = trainer.model_config, trainer.cfg
         if (run / "model.safetensors").exists() and (run / "config.json").exists():
             kept = json.loads((run / "config.json").read_text())
             wanted = {"model_config": mc.to_dict(), "train_config": asdict(cfg)}
@@ -179,7 +182,7 @@ def compare(
 
                 shutil.rmtree(run)
             log(f"colorunet: {c.name}: training for {cc.budget_s:g} s")
-            Trainer(photos, run, mc, cfg, progress=progress).run()
+            trainer.run()
         resolved = json.loads((run / "config.json").read_text())
         rows_log = _log_rows(run)
         steps = int(rows_log[-1]["step"])

@@ -32,6 +32,7 @@ exactly where that one is, and learns how much of the encoder to let in.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from numbers import Integral
 from typing import Literal
 
 import torch
@@ -111,6 +112,13 @@ class SemanticFusion(nn.Module):
         return bottleneck + self.mix(torch.cat([bottleneck, l8, l16, glob], dim=1))
 
 
+#: Bounds of a network's shape (ColorUNetConfig): the paper has 3 levels of at most 64 channels, the eccv16
+#: baseline 512 channels; the classes are at most the cells of the largest quantiser grid (quantize.MAX_GRID_SIZE²).
+MAX_LEVELS = 8
+MAX_WIDTH = 4096
+MAX_CLASSES = 128 * 128
+
+
 @dataclass
 class ColorUNetConfig:
     """Architecture of a ColorUNet; saved inside every weights file.
@@ -140,6 +148,13 @@ class ColorUNetConfig:
         self.widths = tuple(int(w) for w in self.widths)
         if len(self.widths) < 2 or min(self.widths) < 1:
             raise ValueError(f"widths needs at least two positive entries, got {self.widths}")
+        # a model file's metadata is read through here: each level halves the photo, and the input is padded to a
+        # multiple of 2^(levels - 1), so a deep, narrow network of a few kilobytes would pad every photo to gigapixels
+        if len(self.widths) > MAX_LEVELS or max(self.widths) > MAX_WIDTH:
+            raise ValueError(f"widths: at most {MAX_LEVELS} levels of at most {MAX_WIDTH} channels, got {self.widths}")
+        n = self.num_classes
+        if isinstance(n, bool) or not isinstance(n, Integral) or not 1 <= n <= MAX_CLASSES:
+            raise ValueError(f"num_classes must be a whole number from 1 to {MAX_CLASSES}, got {self.num_classes!r}")
         if self.head not in ("classification", "regression"):
             raise ValueError(f"head must be 'classification' or 'regression', got {self.head!r}")
         if self.arch not in ("colorunet", "eccv16"):

@@ -188,8 +188,10 @@ class Quantizer:
             raise ValueError(f"quantizer cells must be between 0 and {self.grid_size**2 - 1} (a {self.grid_size}² grid)")
         if not (np.isfinite(self.centers).all() and np.isfinite(self.prior).all()):
             raise ValueError("quantizer centers or prior hold NaN or infinite values")
-        if self.prior.min() < 0 or not self.prior.sum() > 0:
-            raise ValueError("quantizer prior must be non-negative with a positive sum")
+        if self.prior.min() < 0 or not abs(float(self.prior.sum()) - 1.0) < 1e-3:
+            raise ValueError("quantizer prior must be non-negative and sum to 1")
+        if (np.abs(self.centers) > np.array(CHROMA_RANGE[self.space]) * 1.01).any():  # decoded chroma is on the plane
+            raise ValueError(f"quantizer centers lie off the {self.space} chroma plane")
 
     @property
     def num_classes(self) -> int:
@@ -340,14 +342,31 @@ class Quantizer:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Quantizer":
+        """The quantiser ``to_arrays`` wrote (a model file's or checkpoint's; checked as one, since anyone can write them)."""
         return cls(
-            kept_cells=np.asarray(arrays["kept_cells"], dtype=np.int64),
+            kept_cells=_integers(arrays["kept_cells"], "kept cells").ravel(),
             centers=np.asarray(arrays["centers"], dtype=np.float32),
             prior=np.asarray(arrays["prior"], dtype=np.float64),
-            grid_size=int(np.asarray(arrays["grid_size"]).ravel()[0]),
+            grid_size=_one_integer(arrays["grid_size"], "grid size"),
             # files written before Lab models existed have no "space": they are YUV
-            space=_space_named(int(np.asarray(arrays["space"]).ravel()[0])) if "space" in arrays else "yuv",
+            space=_space_named(_one_integer(arrays["space"], "chroma space")) if "space" in arrays else "yuv",
         )
+
+
+def _integers(values, name: str) -> np.ndarray:
+    a = np.asarray(values)
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"quantizer {name}: whole numbers expected, got {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"quantizer {name}: one row of numbers expected, got shape {a.shape}")
+    return a.astype(np.int64)
+
+
+def _one_integer(values, name: str) -> int:
+    a = _integers(np.asarray(values).reshape(-1), name)
+    if a.size != 1:
+        raise ValueError(f"quantizer {name}: one number expected, got {a.size}")
+    return int(a[0])
 
 
 def _space_named(index: int) -> str:

@@ -209,7 +209,8 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
     path, expected_sha = resolve_model_path(spec)
     if path.suffix.lower() == ".onnx":
         raise ModelError(f"{path}: an exported ONNX file; this needs the .safetensors model or run folder it was "
-                         "exported from (`colorunet colorize` also runs ONNX files)")
+                         "exported from (ONNX files run with `colorunet colorize --backend onnx`, or in Python with "
+                         "colorunet.inference.onnx_backend)")
     if expected_sha is not None:
         if not path.exists():
             raise ModelError(f"{path}: the shipped model file is missing from the installation")
@@ -240,6 +241,9 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
         raise ModelError(f"{path}: damaged colorunet model ({str(e).splitlines()[0]})") from None
     if config.head == "classification" and (quantizer is None or quantizer.num_classes != config.num_classes):
         raise ModelError(f"{path}: the model's quantizer does not match its {config.num_classes} output classes")
+    if quantizer is not None and quantizer.space != config.color_space:
+        raise ModelError(f"{path}: the model's quantizer is on the {quantizer.space} chroma plane, its network "
+                         f"{config.color_space}")
     extra = {}
     for k, v in meta.items():
         if k not in ("format", "format_version", "model_config"):

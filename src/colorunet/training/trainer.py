@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..core.atomic import OutputError, write_text_atomic
-from ..core.values import check_number
+from ..core.errors import ColorunetError
+from ..core.values import check_number, check_temperature
 from .checkpoint import CheckpointError, list_checkpoints, load_latest_checkpoint, save_checkpoint
 from . import distributed
 from .data import MAX_VALIDATION_PHOTOS, CropBatches, chroma_histogram, load_photos, photo_folder, prior_sample, validation_batch
@@ -455,8 +456,8 @@ class Trainer:
         quantizer = None
         if state is not None:
             quantizer = Quantizer.from_arrays({k: v.numpy() for k, v in state["quantizer"].items()})
-            if isinstance(state.get("inherited"), dict):
-                self._inherited = state["inherited"]
+            if cfg.init and state.get("inherited"):  # checked like the init model's own metadata was
+                self._inherited = _inheritance(state["inherited"], "the checkpoint's init model")
             if state.get("data_digest") != digest:
                 self.log("colorunet: warning: the training photos changed since this run started; batches will differ")
         init_model = None
@@ -695,13 +696,12 @@ class Trainer:
 
                 try:
                     meta = load_model(self.cfg.init).metadata
-                except (OSError, ValueError) as e:
-                    self.log(f"colorunet: warning: the run's --init {self.cfg.init} cannot be read ({e}); the model "
-                             "file will not name it")
+                except (ColorunetError, OSError, ValueError) as e:
+                    self.log(f"colorunet: warning: the run's --init model cannot be read ({e}); the model file will "
+                             "keep only its name")
                     meta = {}
-            self._inherited = {"init": meta.get("name", str(self.cfg.init))}
-            if meta.get("temperature") is not None:
-                self._inherited["temperature"] = meta["temperature"]
+            self._inherited = _inheritance({"init": meta.get("name", str(self.cfg.init)),
+                                            "temperature": meta.get("temperature")}, f"--init {self.cfg.init}")
         return self._inherited
 
     def _model_file_is_at(self, step: int) -> bool:
@@ -750,6 +750,17 @@ class Trainer:
         if len(set(digests)) != 1:
             raise RuntimeError(f"the model's parameters differ between ranks: {digests}")
         self.log(f"colorunet: parameters identical on all {world.world_size} ranks (sha256 {digests[0]})")
+
+
+def _inheritance(inherited: Any, name: str) -> dict[str, Any]:
+    """What a fine-tuned model keeps of its init model (its name, and temperature if it has one), checked:
+    it is written into every checkpoint and the model file, whose loader checks the temperature again."""
+    if not isinstance(inherited, dict) or not isinstance(inherited.get("init"), str):
+        raise ValueError(f"{name}: damaged (its name)")
+    kept = {"init": inherited["init"][:500]}
+    if inherited.get("temperature") is not None:
+        kept["temperature"] = check_temperature(inherited["temperature"], f"{name}: its temperature")
+    return kept
 
 
 def check_some_layer_fits(init: str, fitting: dict[str, Any], mine: ColorUNetConfig, theirs: ColorUNetConfig) -> None:
