@@ -141,3 +141,23 @@ def test_a_deep_network_in_a_small_file_is_refused_before_it_pads_a_photo(tmp_pa
     bad = _rewritten(good, tmp_path / "deep.safetensors", metadata={"model_config": json.dumps(deep)})
     with pytest.raises(ModelError, match="at most 8 levels"):
         load_model(bad)
+
+
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        ({"metadata": {"model_config": "[" * 20000 + "]" * 20000}}, "damaged colorunet model"),  # Python's JSON recursion
+        ({"metadata": {"model_config": json.dumps({"widths": [32, 64, 1e400]})}}, "widths: must be finite"),
+        ({"metadata": {"model_config": json.dumps({"widths": [32, 64.5, 128]})}}, "widths: must be a whole number"),
+        ({"tensors": {"net.out.weight": "float8"}}, "net.out.weight is float8_e4m3fn; a colorunet model stores"),
+    ],
+)
+def test_odd_metadata_and_tensor_types_are_refused_in_one_line(tmp_path, change, words):
+    good = save_model(tmp_path / "good.safetensors", ColorUNet(ColorUNetConfig(widths=(32, 64, 128))), _quantizer())
+    tensors = change.get("tensors")
+    if tensors:
+        w = load_model(good).net.state_dict()["out.weight"]
+        tensors = {"net.out.weight": w.to(torch.float8_e4m3fn)}
+    bad = _rewritten(good, tmp_path / "bad.safetensors", tensors=tensors, metadata=change.get("metadata"))
+    with pytest.raises(ModelError, match=words):
+        load_model(bad)

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .values import check_number
+
 
 def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
     # No conv bias: the batch norm that follows has its own shift.
@@ -145,7 +147,8 @@ class ColorUNetConfig:
     encoder: Literal["none", "efficientnet-lite0"] = "none"
 
     def __post_init__(self) -> None:
-        self.widths = tuple(int(w) for w in self.widths)
+        # a model file's metadata is read through here: no inf, NaN or 2.5 channels
+        self.widths = tuple(int(check_number(w, "widths", 1, MAX_WIDTH, integer=True)) for w in self.widths)
         if len(self.widths) < 2 or min(self.widths) < 1:
             raise ValueError(f"widths needs at least two positive entries, got {self.widths}")
         # a model file's metadata is read through here: each level halves the photo, and the input is padded to a

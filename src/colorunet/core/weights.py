@@ -166,6 +166,10 @@ def resolve_model_path(spec: str | os.PathLike) -> tuple[Path, str | None]:
     return path, None
 
 
+#: The floating-point types a model file's tensors may have (they are copied into float32 parameters).
+STORED_FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def check_tensors(
     path: Path, config: ColorUNetConfig, state: dict[str, torch.Tensor], quantizer: dict[str, torch.Tensor]
 ) -> None:
@@ -193,6 +197,9 @@ def check_tensors(
                              f"{shape}")
     for prefix, tensors in (("net.", state), ("quantizer.", quantizer)):
         for k, t in tensors.items():
+            if t.is_floating_point() and t.dtype not in STORED_FLOAT_TYPES:  # float8: nothing computes with it here
+                raise ModelError(f"{path}: tensor {prefix}{k} is {str(t.dtype).removeprefix('torch.')}; a colorunet model "
+                                 "stores float16, bfloat16, float32 or float64")
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise ModelError(f"{path}: tensor {prefix}{k} holds NaN or infinite values (a damaged or tampered model)")
 
@@ -228,7 +235,7 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
         raise ModelError(f"{path}: model format version {meta.get('format_version')!r}; this colorunet reads {FORMAT_VERSION!r}")
     try:
         config = ColorUNetConfig(**json.loads(meta["model_config"]))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as e:  # JSON nested 10,000 deep too
         raise ModelError(f"{path}: damaged colorunet model ({str(e).splitlines()[0]})") from None
     state = {k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")}
     q = {k[len("quantizer.") :]: v for k, v in tensors.items() if k.startswith("quantizer.")}
