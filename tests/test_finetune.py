@@ -34,7 +34,9 @@ def test_configs_come_from_the_init_model_with_a_fine_tuning_schedule():
         finetune_configs("default", "nope", {}, {})
     with pytest.raises(ValueError, match="head is 'classification', this run's 'regression'"):
         finetune_configs("default", "paper-regression", {}, {})
-    with pytest.raises(ValueError, match="ONNX file cannot be trained"):
+    from colorunet.core.weights import ModelError
+
+    with pytest.raises(ModelError, match="an exported ONNX file; this needs the .safetensors model"):
         finetune_configs("model.onnx", None, {}, {})
 
 

@@ -213,11 +213,11 @@ def load_model(spec: str | os.PathLike = "default", device: str | torch.device =
     """
     from safetensors import SafetensorError, safe_open
 
-    path, expected_sha = resolve_model_path(spec)
-    if path.suffix.lower() == ".onnx":
-        raise ModelError(f"{path}: an exported ONNX file; this needs the .safetensors model or run folder it was "
+    if str(spec).lower().endswith(".onnx"):  # whether or not it exists: it could not be used here
+        raise ModelError(f"{spec}: an exported ONNX file; this needs the .safetensors model or run folder it was "
                          "exported from (ONNX files run with `colorunet colorize --backend onnx`, or in Python with "
                          "colorunet.inference.onnx_backend)")
+    path, expected_sha = resolve_model_path(spec)
     if expected_sha is not None:
         if not path.exists():
             raise ModelError(f"{path}: the shipped model file is missing from the installation")

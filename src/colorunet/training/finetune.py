@@ -60,11 +60,7 @@ def finetune_configs(init: str, preset: str | None, model_overrides: dict[str, A
     from ..core.model import build_network
     from ..core.weights import load_model
 
-    if str(init).lower().endswith(".onnx"):
-        raise ValueError(
-            f"--init {init}: an exported ONNX file cannot be trained; give the .safetensors model or run folder it came from"
-        )
-    init_model = load_model(init)
+    init_model = load_model(init)  # an exported ONNX file is refused there, with what to give instead
     own = init_model.metadata.get("train_config") or {}
     if not isinstance(own, dict):
         raise ValueError(f"--init {init}: damaged model (its training settings are not a table)")

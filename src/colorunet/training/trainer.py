@@ -640,12 +640,14 @@ class Trainer:
             },
             keep=cfg.keep_checkpoints,
         )
-        self._export(s, step, val_loss, finished)
+        self._export(s, step, val_loss, finished, cpu_net)
 
-    def _export(self, s: _TrainState, step: int, val_loss: float | None, finished: bool) -> None:
-        """``model.safetensors`` from the network's current weights."""
+    def _export(self, s: _TrainState, step: int, val_loss: float | None, finished: bool,
+                cpu_net: dict[str, torch.Tensor] | None = None) -> None:
+        """``model.safetensors`` from the network's current weights (``cpu_net``: already copied off the device)."""
         cfg, quantizer = self.cfg, s.quantizer
-        cpu_net = {k: v.detach().cpu() for k, v in s.net.state_dict().items()}
+        if cpu_net is None:
+            cpu_net = {k: v.detach().cpu() for k, v in s.net.state_dict().items()}
         export = build_network(self.model_config)
         export.load_state_dict(cpu_net)
         save_model(
@@ -706,11 +708,11 @@ class Trainer:
 
     def _model_file_is_at(self, step: int) -> bool:
         """Whether ``model.safetensors`` holds the finished weights of ``step`` (its metadata says so)."""
-        from ..core.weights import ModelError, load_model
+        from ..core.weights import load_model
 
         try:
             meta = load_model(self.out_dir / MODEL_FILENAME).metadata
-        except (ModelError, OSError, ValueError):
+        except (ColorunetError, OSError, ValueError):
             return False
         return meta.get("step") == step and meta.get("finished") is True
 
