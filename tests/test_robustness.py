@@ -1,6 +1,7 @@
 """Hostile and odd input, faults and fuzzing: nothing crashes, nothing is lost."""
 
 import io
+import json
 import os
 import signal
 import struct
@@ -668,6 +669,9 @@ def test_onnx_metadata_is_validated_with_the_file_named(tmp_path):
         "nan_centres.onnx": {"change": {"colorunet.centers_uv": "[[NaN, 0], [0, 0]]"}},
         "bad_json.onnx": {"change": {"colorunet.model_config": "{not json"}},
         "tiny_temperature.onnx": {"change": {"colorunet.temperature": "1e-45"}},
+        "three_multiple.onnx": {"change": {"colorunet.size_multiple": "3"}},  # the network halves: a power of two
+        "far_centres.onnx": {"change": {"colorunet.centers_uv": json.dumps([[3e38, 3e38]] * 32)}},
+        "huge_prior.onnx": {"change": {"colorunet.prior": json.dumps([1e308] * 32)}},  # the sum overflows
         "one_channel.onnx": {"graph": _one_channel_graph()},
     }
     for name, how in cases.items():

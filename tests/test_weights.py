@@ -95,7 +95,7 @@ def _rewritten(src, dst, tensors=None, metadata=None):
         ("quantizer.space", torch.tensor([-1]), "unknown chroma space number -1"),  # Python would index from the end
         ("quantizer.kept_cells", "first=500", "cells must be between 0 and 99"),
         ("quantizer.kept_cells", "first=-3", "cells must be between 0 and 99"),
-        ("quantizer.grid_size", torch.tensor([100000]), "grid size must be between 1 and 128"),
+        ("quantizer.grid_size", torch.tensor([100000]), "grid size must be between 1 and 64"),
         ("quantizer.prior", "negative", "prior must be non-negative"),
         ("quantizer.prior", "huge", "prior must be non-negative and sum to 1"),  # each finite, their sum not
         ("quantizer.centers", "huge", "centers lie off the yuv chroma plane"),
@@ -150,14 +150,17 @@ def test_a_deep_network_in_a_small_file_is_refused_before_it_pads_a_photo(tmp_pa
         ({"metadata": {"model_config": json.dumps({"widths": [32, 64, 1e400]})}}, "widths: must be finite"),
         ({"metadata": {"model_config": json.dumps({"widths": [32, 64.5, 128]})}}, "widths: must be a whole number"),
         ({"tensors": {"net.out.weight": "float8"}}, "net.out.weight is float8_e4m3fn; a colorunet model stores"),
+        ({"tensors": {"net.out.bias": "huge"}}, r"net.out.bias holds values beyond ±1e\+06"),  # finite, yet black photos
+        ({"metadata": {"model_config": json.dumps({"widths": [1, 1], "num_classes": 16384})}}, "num_classes must be"),
     ],
 )
 def test_odd_metadata_and_tensor_types_are_refused_in_one_line(tmp_path, change, words):
     good = save_model(tmp_path / "good.safetensors", ColorUNet(ColorUNetConfig(widths=(32, 64, 128))), _quantizer())
     tensors = change.get("tensors")
-    if tensors:
-        w = load_model(good).net.state_dict()["out.weight"]
-        tensors = {"net.out.weight": w.to(torch.float8_e4m3fn)}
+    if tensors == {"net.out.weight": "float8"}:
+        tensors = {"net.out.weight": load_model(good).net.state_dict()["out.weight"].to(torch.float8_e4m3fn)}
+    elif tensors:
+        tensors = {"net.out.bias": torch.full((32,), 3e38)}
     bad = _rewritten(good, tmp_path / "bad.safetensors", tensors=tensors, metadata=change.get("metadata"))
     with pytest.raises(ModelError, match=words):
         load_model(bad)

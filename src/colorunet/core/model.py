@@ -115,10 +115,11 @@ class SemanticFusion(nn.Module):
 
 
 #: Bounds of a network's shape (ColorUNetConfig): the paper has 3 levels of at most 64 channels, the eccv16
-#: baseline 512 channels; the classes are at most the cells of the largest quantiser grid (quantize.MAX_GRID_SIZE²).
+#: baseline 512 channels. Classes: Zhang et al.'s Lab quantiser has 262 (313 in their paper); each costs 4 bytes per
+#: pixel of the working image (1,024 at a working size of 256: 256 MB).
 MAX_LEVELS = 8
 MAX_WIDTH = 4096
-MAX_CLASSES = 128 * 128
+MAX_CLASSES = 1024
 
 
 @dataclass

@@ -53,8 +53,8 @@ LAB_GRID_SIZE = 23
 LAB_NUM_CLASSES = 262
 #: The chroma plane of each colour space: half-widths of its two axes.
 CHROMA_RANGE = {"yuv": (U_MAX, V_MAX), "lab": (LAB_AB_MAX, LAB_AB_MAX)}
-#: The largest grid a quantiser may have (a model file's arrays are checked against it): 128² cells.
-MAX_GRID_SIZE = 128
+#: The largest grid a quantiser may have (a model file's arrays are checked against it): 64² cells.
+MAX_GRID_SIZE = 64
 
 
 def _range(space: str) -> tuple[float, float]:

@@ -168,6 +168,9 @@ def resolve_model_path(spec: str | os.PathLike) -> tuple[Path, str | None]:
 
 #: The floating-point types a model file's tensors may have (they are copied into float32 parameters).
 STORED_FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: The largest magnitude a network's number may have. Trained ones stay far below (the shipped model's largest is 374,
+#: the semantic candidate's 820); a finite 3e38 overflows the network's arithmetic and colours the photo black.
+MAX_ABS_WEIGHT = 1e6
 
 
 def check_tensors(
@@ -202,6 +205,9 @@ def check_tensors(
                                  "stores float16, bfloat16, float32 or float64")
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise ModelError(f"{path}: tensor {prefix}{k} holds NaN or infinite values (a damaged or tampered model)")
+            if prefix == "net." and t.is_floating_point() and t.numel() and float(t.abs().max()) > MAX_ABS_WEIGHT:
+                raise ModelError(f"{path}: tensor {prefix}{k} holds values beyond ±{MAX_ABS_WEIGHT:g} (a damaged or "
+                                 "tampered model)")
 
 
 def load_model(spec: str | os.PathLike = "default", device: str | torch.device = "cpu") -> ColorModel:

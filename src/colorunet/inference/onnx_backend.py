@@ -22,6 +22,7 @@ import numpy as np
 from ..core.decode import DEFAULT_TEMPERATURE
 from ..core.errors import ColorunetError
 from ..core.images import pad_to_multiple
+from ..core.quantize import CHROMA_RANGE
 from ..core.values import ValueRangeError, check_number, check_temperature
 from .working import DEFAULT_WORKING_SIZE, Colorization, ImageLike
 
@@ -99,6 +100,8 @@ def _check_metadata(path: Path, session, meta: dict[str, str]) -> tuple:
         raise bad(f"head {head!r} / colour space {space!r}")
     try:
         multiple = check_number(field("colorunet.size_multiple"), "colorunet.size_multiple", 1, 1024, integer=True)
+        if multiple & (multiple - 1):  # the network halves the photo: a power of two
+            raise ValueRangeError(f"colorunet.size_multiple: must be a power of two, got {multiple}")
         temperature = field("colorunet.temperature")
         temperature = DEFAULT_TEMPERATURE if temperature is None else check_temperature(temperature, "colorunet.temperature")
     except ValueRangeError as e:
@@ -111,6 +114,8 @@ def _check_metadata(path: Path, session, meta: dict[str, str]) -> tuple:
             raise bad("colorunet.centers_uv is not a list of (u, v) pairs") from None
         if centers.ndim != 2 or centers.shape[1] != 2 or len(centers) < 2 or not np.isfinite(centers).all():
             raise bad("colorunet.centers_uv must list the (u, v) of each class, as finite numbers")
+        if (np.abs(centers) > np.array(CHROMA_RANGE[space]) * 1.01).any():  # as Quantizer checks a model file's
+            raise bad(f"colorunet.centers_uv lie off the {space} chroma plane")
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != ["luma"] or len(outputs) != 1 or len(outputs[0].shape) != 4:
         raise bad("the network must take one input 'luma' and give one (batch, channels, height, width) output")
@@ -124,7 +129,8 @@ def _check_metadata(path: Path, session, meta: dict[str, str]) -> tuple:
             prior = np.asarray(field("colorunet.prior"), dtype=np.float64)
         except (TypeError, ValueError):
             raise bad("colorunet.prior is not a list of numbers") from None
-        if prior.shape != (len(centers),) or not np.isfinite(prior).all() or (prior < 0).any() or not prior.sum() > 0:
+        if (prior.shape != (len(centers),) or not np.isfinite(prior).all() or (prior < 0).any()
+                or not 0 < prior.sum() < np.inf):
             raise bad("colorunet.prior must give each class a finite share ≥ 0")
         prior = prior / prior.sum()
     return head, int(multiple), float(temperature), centers, space, prior
