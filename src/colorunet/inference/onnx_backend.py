@@ -129,8 +129,9 @@ def _check_metadata(path: Path, session, meta: dict[str, str]) -> tuple:
             prior = np.asarray(field("colorunet.prior"), dtype=np.float64)
         except (TypeError, ValueError):
             raise bad("colorunet.prior is not a list of numbers") from None
-        if (prior.shape != (len(centers),) or not np.isfinite(prior).all() or (prior < 0).any()
-                or not 0 < prior.sum() < np.inf):
+        with np.errstate(over="ignore"):  # a sum that overflows is refused below, without a warning first
+            total = prior.sum() if prior.ndim == 1 else np.nan
+        if prior.shape != (len(centers),) or not np.isfinite(prior).all() or (prior < 0).any() or not 0 < total < np.inf:
             raise bad("colorunet.prior must give each class a finite share ≥ 0")
         prior = prior / prior.sum()
     return head, int(multiple), float(temperature), centers, space, prior
