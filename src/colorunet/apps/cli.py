@@ -543,10 +543,9 @@ def reference_bias(args: argparse.Namespace, model):
     if args.reference is None:
         return None
     from ..inference.pipeline import reference_bias_for
-    from ..inference.reference import DEFAULT_STRENGTH
+    from ..inference.reference import strength_for
 
-    strength = DEFAULT_STRENGTH if args.reference_strength is None else args.reference_strength
-    return reference_bias_for(model, args.reference, strength)
+    return reference_bias_for(model, args.reference, strength_for(args.reference, args.reference_strength))
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:

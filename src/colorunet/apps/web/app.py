@@ -68,10 +68,10 @@ from ...inference.pipeline import (
 from ...inference.reference import (
     DEFAULT_STRENGTH,
     MAX_STRENGTH,
-    check_strength,
     class_bias,
     reference_histogram,
     reference_pixels,
+    strength_for,
 )
 from ...inference.refine import HintError, Hints, parse_hints_json
 
@@ -341,7 +341,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             return None
         try:
             check_reference_options(model)
-            strength = DEFAULT_STRENGTH if strength is None else check_strength(strength)
+            strength = strength_for(upload, strength)
         except (ValueError, ValueRangeError) as e:  # a regression model; NaN, inf or out of range
             raise HTTPException(422, str(e)) from None
         label = f"reference {Path(upload.filename or 'upload').name}"  # for messages only
